@@ -1,0 +1,83 @@
+/*
+ * config: `postgate config check` — does the configuration work? Loads it
+ * (a syntax or value error is FILE:LINE), then checks what loading alone
+ * cannot: the TLS certificate and key load and match, the accounts store
+ * opens, and, when run as root, the daemon's user exists and is not root.
+ * The effective settings go to stdout (a valid configuration file), every
+ * problem to stderr. Changes nothing on disk.
+ */
+#include <pwd.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/internal.h"
+#include "core/span.h"
+#include "tls/cert.h"
+
+static void report(const char *what, const struct error *problem)
+{
+	fprintf(stderr, "postgate: %s: %s\n", what, problem->message);
+}
+
+static int do_check(struct cli *cli, const struct cli_args *args, struct error *err)
+{
+	const struct config *config = cli->config;
+	struct error problem;
+	struct store *store = NULL;
+	size_t problem_count = 0;
+
+	(void) args;
+	config_print(config, cli->out);
+
+	error_clear(&problem);
+	if (tls_cert_check_pair(config->tls_cert, config->tls_key, &problem) < 0) {
+		report("tls_cert/tls_key", &problem);
+		problem_count++;
+	}
+
+	error_clear(&problem);
+	if (store_open(config->accounts_db, false, &store, &problem) < 0) {
+		if (strstr(problem.message, config->accounts_db) != NULL) {
+			report("accounts_db", &problem);
+		} else {
+			fprintf(stderr, "postgate: accounts_db: cannot open %s: %s\n",
+				config->accounts_db, problem.message);
+		}
+		problem_count++;
+	}
+	store_close(store);
+
+	/* As root the daemon drops to `user` before reading from the network. */
+	if (geteuid() == 0) {
+		struct passwd *pw = getpwnam(config->user);
+
+		if (pw == NULL) {
+			fprintf(stderr, "postgate: user: no such user %s\n", config->user);
+			problem_count++;
+		} else if (pw->pw_uid == 0) {
+			fprintf(stderr,
+				"postgate: user: %s is root; postgated must drop to an "
+				"unprivileged user\n",
+				config->user);
+			problem_count++;
+		}
+	}
+
+	if (problem_count > 0)
+		return error_set(err, ERROR_CONFIG, "%s: %zu problem%s found", cli->config_path,
+				 problem_count, problem_count == 1 ? "" : "s");
+	fprintf(stderr, "configuration %s is valid\n", cli->config_path);
+	return 0;
+}
+
+static const struct cli_option no_options[] = {
+	{ NULL, false },
+};
+
+static const struct cli_verb config_verbs[] = {
+	{ "check", "",
+	  "check the configuration, certificate, key, store and user; print the settings", 0, 0,
+	  no_options, CLI_NEEDS_CONFIG, do_check },
+};
+
+const struct cli_command cli_config_command = { "config", config_verbs, ARRAY_LEN(config_verbs) };

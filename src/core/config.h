@@ -1,0 +1,123 @@
+/*
+ * config: the one configuration file, its syntax and its table of keys.
+ *
+ * Syntax (docs/configuration.md): `key = value` lines, `[section]` or
+ * `[section name]` headers, `key argument = value` for keys that take an
+ * argument, full-line `#` comments, and `include = FILE` (relative to the
+ * including file). Every key lives in one table with its type, default and
+ * bounds; an unknown key, a bad value or a key given twice is an error that
+ * names FILE:LINE. Relative paths are resolved against the directory of the
+ * file they appear in.
+ *
+ * Nothing here knows about mail beyond the names of the keys.
+ */
+#ifndef POSTGATE_CORE_CONFIG_H
+#define POSTGATE_CORE_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "core/span.h"
+
+#define CONFIG_PATH_MAX	     4096
+#define CONFIG_NAME_MAX	     256 /* host names: RFC 1035 2.3.4 allows 255 octets */
+#define CONFIG_USER_MAX	     64
+#define CONFIG_LISTEN_MAX    8	       /* addresses one listener binds */
+#define CONFIG_LINE_MAX	     65536     /* bytes in one line of a config file */
+#define CONFIG_FILE_MAX	     (1 << 20) /* bytes in one config file */
+#define CONFIG_INCLUDE_DEPTH 8
+
+enum config_listener_kind {
+	CONFIG_LISTENER_MX = 0,
+	CONFIG_LISTENER_SUBMISSION,
+	CONFIG_LISTENER_SUBMISSIONS,
+	CONFIG_LISTENER_POP3,
+	CONFIG_LISTENER_POP3S,
+	CONFIG_LISTENER_HTTP,
+	CONFIG_LISTENER_KIND_COUNT,
+};
+
+struct config_address {
+	char host[CONFIG_NAME_MAX]; /* numeric IPv4 or IPv6 address, no brackets */
+	uint16_t port;
+};
+
+struct config_listener {
+	bool is_enabled; /* its section is present */
+	size_t listen_count;
+	struct config_address listen[CONFIG_LISTEN_MAX];
+};
+
+struct config {
+	char path[CONFIG_PATH_MAX]; /* the main file, as given */
+
+	char hostname[CONFIG_NAME_MAX];
+	char user[CONFIG_USER_MAX];
+	char state_dir[CONFIG_PATH_MAX];
+	char maildir_root[CONFIG_PATH_MAX];
+	char accounts_db[CONFIG_PATH_MAX];
+	char tls_cert[CONFIG_PATH_MAX];
+	char tls_key[CONFIG_PATH_MAX];
+	enum log_level log_level;
+	uint64_t shutdown_timeout_ms;
+	uint64_t worker_threads;
+	uint64_t max_message_size; /* bytes */
+	uint64_t max_recipients;   /* per message */
+	uint64_t max_line_length;  /* octets of a DATA text line, CRLF included */
+
+	struct config_listener listeners[CONFIG_LISTENER_KIND_COUNT];
+};
+
+/*
+ * A parsed line, as the syntax layer hands it to the key table. Spans point
+ * into the file's bytes and live only for the callback.
+ */
+struct config_line {
+	const char *file;
+	unsigned line;
+	struct span section;	 /* empty for the top level */
+	struct span section_arg; /* `[listener mx]` -> "mx"; empty if none */
+	struct span key;
+	struct span key_arg; /* `route example.net = ...` -> "example.net" */
+	struct span value;   /* trimmed */
+};
+
+/* Called for each key line and each section header (key empty); return -1 and
+ * fill err to stop. */
+typedef int config_line_fn(void *ctx, const struct config_line *line, struct error *err);
+
+/*
+ * The syntax layer alone: no file system, no globals, so tests and the fuzzer
+ * call it directly. `include` lines are handed to the callback like any key.
+ */
+int config_text_parse(const char *file, struct span text, config_line_fn *each, void *ctx,
+		      struct error *err);
+
+/* Fill every field with its documented default. */
+void config_init_defaults(struct config *config_out);
+
+/* Read FILE (and its includes) over the defaults; on error, err holds
+ * "FILE:LINE: what is wrong" and config_out is unspecified. */
+int config_load(const char *path, struct config *config_out, struct error *err);
+
+/* Same, from text already in memory; includes are resolved against dir. Used by tests. */
+int config_load_text(const char *file, const char *dir, struct span text, struct config *config_out,
+		     struct error *err);
+
+/* The effective settings, in the file's own syntax, every key shown. */
+void config_print(const struct config *config, FILE *out);
+
+/* "mx", "submission", ... as used in section headers and logs. */
+const char *config_listener_name(enum config_listener_kind kind);
+
+/* Formats "host:port", with brackets around IPv6 hosts. */
+void config_address_format(const struct config_address *address, char *out, size_t out_cap);
+
+/* Each documented key, for the docs test: calls each(ctx, "section", "key"). */
+typedef void config_key_fn(void *ctx, const char *section, const char *key);
+void config_keys_each(config_key_fn *each, void *ctx);
+
+#endif

@@ -1,0 +1,155 @@
+/*
+ * daemon/internal.h: what the files of postgated share. Not a public API:
+ * nothing outside src/daemon/ includes it.
+ *
+ * One struct daemon holds the running process: the configuration in effect,
+ * the event base, the bound listeners and the registry of live sessions.
+ * Everything here runs on the one event-loop thread (or before it starts).
+ */
+#ifndef POSTGATE_DAEMON_INTERNAL_H
+#define POSTGATE_DAEMON_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "core/config.h"
+#include "core/error.h"
+#include "core/id.h"
+
+#define DAEMON_LISTEN_BACKLOG  511  /* as nginx and Apache: the kernel caps it at somaxconn */
+#define DAEMON_ACCEPT_PAUSE_MS 1000 /* after accept() fails (EMFILE): let sessions end first */
+#define DAEMON_ADDRESS_CAP     (CONFIG_NAME_MAX + 16) /* "[host]:port" */
+#define DAEMON_LISTENER_MAX    (CONFIG_LISTENER_KIND_COUNT * CONFIG_LISTEN_MAX)
+#define DAEMON_PID_FILE	       "postgated.pid"
+
+/* Exit codes (sysexits.h values, written out so the table is in one place). */
+#define DAEMON_EXIT_OK	    0
+#define DAEMON_EXIT_FAILURE 1  /* start-up failed: cannot bind, files, store, privileges */
+#define DAEMON_EXIT_USAGE   64 /* EX_USAGE: bad command line */
+#define DAEMON_EXIT_CONFIG  78 /* EX_CONFIG: the configuration is wrong */
+
+struct daemon;
+struct daemon_session;
+
+/*
+ * A protocol engine as the daemon sees it. start() is called once for each
+ * accepted connection, with session->bev set up (callbacks not yet set,
+ * nothing enabled); from then on the engine drives the bufferevent and calls
+ * daemon_session_close() when the session is over. stop() is called exactly
+ * once when the session ends, whoever ends it (the engine, or the daemon at
+ * the end of the shutdown timeout): it frees session->protocol_state and must
+ * not write, free the bufferevent or call daemon_session_close(). stop may be
+ * NULL for an engine without state.
+ */
+typedef void daemon_protocol_start_fn(struct daemon_session *session);
+typedef void daemon_protocol_stop_fn(struct daemon_session *session);
+
+struct daemon_protocol {
+	const char *name; /* in the "listening" log line */
+	daemon_protocol_start_fn *start;
+	daemon_protocol_stop_fn *stop;
+};
+
+/* The engine that serves each kind of listener (protocol.c). */
+const struct daemon_protocol *daemon_protocol_for(enum config_listener_kind kind);
+
+/* One bound address of a listener. */
+struct daemon_listener {
+	struct daemon *daemon;
+	enum config_listener_kind kind;
+	char address[DAEMON_ADDRESS_CAP]; /* as config_address_format writes it */
+	int fd;				  /* bound and listening; -1 once handed to evl */
+	struct evconnlistener *evl;	  /* NULL before the loop and after shutdown */
+	struct event *resume;		  /* re-enables accepting after a failure */
+};
+
+struct daemon_session {
+	struct daemon_session *prev, *next; /* the registry */
+	struct daemon *daemon;
+	const struct daemon_listener *listener;
+	const struct daemon_protocol *protocol;
+	char sid[ID_CAP];
+	char client[DAEMON_ADDRESS_CAP]; /* "ip:port" or "[ip6]:port" */
+	struct bufferevent *bev;	 /* owns the socket */
+	uint64_t started_ms;		 /* monotonic clock */
+	void *protocol_state;		 /* the engine's, freed by protocol->stop */
+};
+
+struct daemon {
+	struct config config; /* in effect (SIGHUP updates what can change live) */
+	bool is_foreground;
+	bool is_root; /* started as root and dropped to config.user */
+	struct event_base *base;
+	struct store *store;
+
+	struct daemon_listener listeners[DAEMON_LISTENER_MAX];
+	size_t listener_count;
+
+	struct daemon_session *sessions; /* live sessions, newest first */
+	size_t session_count;
+	size_t session_counts[CONFIG_LISTENER_KIND_COUNT];
+	struct id_generator session_ids;
+
+	bool is_stopping;
+	struct event *signal_events[3]; /* SIGTERM, SIGINT, SIGHUP */
+	struct event *shutdown_timer;
+
+	char pid_path[CONFIG_PATH_MAX + sizeof(DAEMON_PID_FILE) + 1]; /* "" when none written */
+};
+
+/* Start-up failures: log, print to stderr (and to the waiting parent when
+ * detaching), exit with code. Never returns. */
+void daemon_fatal(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+
+/* Milliseconds of the monotonic clock, for durations. */
+uint64_t daemon_clock_ms(void);
+
+/* listener.c */
+/* Bind every address of every enabled listener (before privileges are dropped);
+ * fatal on any failure, naming the address. */
+void daemon_listeners_bind(struct daemon *daemon);
+/* Wrap the bound sockets in evconnlisteners on daemon->base; fatal on failure. */
+void daemon_listeners_start(struct daemon *daemon);
+/* Close every listening socket at once: new connections are refused. */
+void daemon_listeners_free(struct daemon *daemon);
+
+/* session.c */
+/* Register a session for an accepted socket and hand it to the listener's
+ * protocol. Closes fd on failure. */
+void daemon_session_accept(struct daemon_listener *listener, evutil_socket_t fd,
+			   const struct sockaddr *addr, int addr_len);
+/* End a session: protocol->stop, free the bufferevent (closing the socket),
+ * log "disconnect" with reason (one word), leave the registry. session is
+ * freed; the caller must not touch it again. */
+void daemon_session_close(struct daemon_session *session, const char *reason);
+/* Close every live session with reason. */
+void daemon_sessions_close_all(struct daemon *daemon, const char *reason);
+
+/* privilege.c */
+struct daemon_user {
+	char name[CONFIG_USER_MAX];
+	uid_t uid;
+	gid_t gid;
+};
+/* Look up config.user for a root start; fatal when missing or uid 0. */
+void daemon_user_lookup(const struct config *config, struct daemon_user *user_out);
+/* Create state_dir, its spool directories and maildir_root; as root give them
+ * (and accounts_db) to user, else leave them to the current user (user NULL). */
+void daemon_dirs_prepare(const struct config *config, const struct daemon_user *user);
+/* initgroups, setgid, setuid to user; fatal unless root is gone for good. */
+void daemon_privileges_drop(const struct daemon_user *user);
+
+/* signals.c */
+/* SIGTERM/SIGINT: shutdown; SIGHUP: reload. Fatal on failure. */
+void daemon_signals_start(struct daemon *daemon);
+void daemon_signals_free(struct daemon *daemon);
+/* Called by daemon_session_close when the registry becomes empty. */
+void daemon_shutdown_check(struct daemon *daemon);
+
+#endif

@@ -1,0 +1,308 @@
+/*
+ * postgated: start-up and the main loop.
+ *
+ * Start-up runs in a fixed order so that every mistake is reported on the
+ * terminal, with a non-zero exit, before the daemon detaches or accepts
+ * anyone (docs/daemon.md "Start-up"): arguments, configuration, log, (as
+ * root) the daemon's user and its directories, the TLS key pair, binding
+ * every listener, dropping root, the accounts store; then detaching, the pid
+ * file, the event loop. The daemon never reads a byte from the network as
+ * root.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "core/config.h"
+#include "core/error.h"
+#include "core/fsutil.h"
+#include "core/log.h"
+#include "daemon/internal.h"
+#include "store/store.h"
+#include "tls/cert.h"
+
+#define DAEMON_DEFAULT_CONFIG "/etc/postgate/postgate.conf"
+#define DAEMON_FATAL_MAX      1024
+
+static struct daemon the_daemon;
+
+static bool is_log_open;
+/* Write end of the pipe to the parent that waits in detach(); -1 otherwise. */
+static int ready_fd = -1;
+
+uint64_t daemon_clock_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
+void daemon_fatal(int code, const char *fmt, ...)
+{
+	char message[DAEMON_FATAL_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(message, sizeof(message), fmt, ap);
+	va_end(ap);
+	if (is_log_open)
+		log_error("%s", message);
+	/* In the foreground the log line is already on stderr. */
+	if (!is_log_open || !the_daemon.is_foreground)
+		fprintf(stderr, "postgated: %s\n", message);
+	if (ready_fd >= 0) {
+		/* The parent still waits on the terminal: it prints this and exits with code. */
+		unsigned char status = (unsigned char) code;
+
+		if (write(ready_fd, &status, 1) == 1)
+			(void) !write(ready_fd, message, strlen(message));
+	}
+	exit(code);
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: postgated [-f] [-c FILE]\n"
+		     "       postgated -h | -V\n"
+		     "  -c FILE  configuration file (default " DAEMON_DEFAULT_CONFIG ")\n"
+		     "  -f       stay in the foreground and log to stderr\n"
+		     "  -h       show this help\n"
+		     "  -V       show the version\n");
+}
+
+/*
+ * Detach from the terminal: fork, setsid, fork again so the daemon can never
+ * regain a controlling terminal, chdir /, stdio to /dev/null. The original
+ * process waits on a pipe until the daemon reports that it is running (exit
+ * 0) or why it failed (its message on stderr, its exit code), so an init
+ * script still sees start-up errors after the fork.
+ */
+static void detach(void)
+{
+	int fds[2], devnull;
+	pid_t pid;
+
+	if (pipe2(fds, O_CLOEXEC) != 0)
+		daemon_fatal(DAEMON_EXIT_FAILURE, "cannot detach: pipe: %s", strerror(errno));
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		daemon_fatal(DAEMON_EXIT_FAILURE, "cannot detach: fork: %s", strerror(errno));
+	if (pid > 0) {
+		char message[DAEMON_FATAL_MAX + 1];
+		size_t len = 0;
+		ssize_t n;
+
+		close(fds[1]);
+		while (len < sizeof(message) - 1) {
+			n = read(fds[0], message + len, sizeof(message) - 1 - len);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			len += (size_t) n;
+		}
+		message[len] = '\0';
+		(void) waitpid(pid, NULL, 0);
+		if (len == 0) {
+			fprintf(stderr, "postgated: the daemon exited during start-up\n");
+			_exit(DAEMON_EXIT_FAILURE);
+		}
+		if (message[0] != 0)
+			fprintf(stderr, "postgated: %s\n", message + 1);
+		_exit((unsigned char) message[0]);
+	}
+	close(fds[0]);
+	ready_fd = fds[1];
+	if (setsid() < 0)
+		daemon_fatal(DAEMON_EXIT_FAILURE, "cannot detach: setsid: %s", strerror(errno));
+	pid = fork();
+	if (pid < 0)
+		daemon_fatal(DAEMON_EXIT_FAILURE, "cannot detach: fork: %s", strerror(errno));
+	if (pid > 0)
+		_exit(DAEMON_EXIT_OK);
+	if (chdir("/") != 0)
+		daemon_fatal(DAEMON_EXIT_FAILURE, "cannot detach: chdir /: %s", strerror(errno));
+	devnull = open("/dev/null", O_RDWR);
+	if (devnull < 0 || dup2(devnull, STDIN_FILENO) < 0 || dup2(devnull, STDOUT_FILENO) < 0 ||
+	    dup2(devnull, STDERR_FILENO) < 0)
+		daemon_fatal(DAEMON_EXIT_FAILURE, "cannot detach: /dev/null: %s", strerror(errno));
+	if (devnull > STDERR_FILENO)
+		close(devnull);
+}
+
+/* Tell the waiting parent (if any) that the daemon runs. */
+static void report_ready(void)
+{
+	unsigned char ok = 0;
+
+	if (ready_fd < 0)
+		return;
+	if (write(ready_fd, &ok, 1) != 1)
+		log_warning("cannot report start-up to the parent: %s", strerror(errno));
+	close(ready_fd);
+	ready_fd = -1;
+}
+
+static void write_pid_file(struct daemon *daemon)
+{
+	char text[32];
+	struct error err;
+	int n;
+
+	n = snprintf(daemon->pid_path, sizeof(daemon->pid_path), "%s/%s", daemon->config.state_dir,
+		     DAEMON_PID_FILE);
+	if (n < 0 || (size_t) n >= sizeof(daemon->pid_path))
+		daemon_fatal(DAEMON_EXIT_FAILURE, "state_dir is too long for the pid file");
+	n = snprintf(text, sizeof(text), "%ld\n", (long) getpid());
+	if (fsutil_file_write_atomic(daemon->pid_path, text, (size_t) n, 0644, &err) < 0) {
+		daemon->pid_path[0] = '\0';
+		daemon_fatal(DAEMON_EXIT_FAILURE, "cannot write the pid file: %s", err.message);
+	}
+}
+
+/* Not root: the daemon runs as whoever started it; say so once if the
+ * configuration names someone else. */
+static void warn_if_other_user(const struct config *config)
+{
+	struct passwd pw, *found = NULL;
+	char buf[4096];
+
+	if (getpwuid_r(geteuid(), &pw, buf, sizeof(buf), &found) == 0 && found != NULL &&
+	    strcmp(found->pw_name, config->user) == 0)
+		return;
+	log_warning("not started as root: running as uid=%ld, not as user %s", (long) geteuid(),
+		    config->user);
+}
+
+/* Keep an absolute path for SIGHUP: a detached daemon has changed to /. */
+static void remember_config_path(const char *given, char *out, size_t out_cap)
+{
+	char cwd[PATH_MAX];
+	int n;
+
+	if (given[0] == '/' || getcwd(cwd, sizeof(cwd)) == NULL)
+		n = snprintf(out, out_cap, "%s", given);
+	else
+		n = snprintf(out, out_cap, "%s/%s", cwd, given);
+	if (n < 0 || (size_t) n >= out_cap)
+		daemon_fatal(DAEMON_EXIT_CONFIG, "%s: path too long", given);
+}
+
+static void shut_down(struct daemon *daemon)
+{
+	daemon_sessions_close_all(daemon, "shutdown");
+	daemon_listeners_free(daemon);
+	daemon_signals_free(daemon);
+	event_base_free(daemon->base);
+	daemon->base = NULL;
+	store_close(daemon->store);
+	daemon->store = NULL;
+	if (daemon->pid_path[0] != '\0' && unlink(daemon->pid_path) != 0)
+		log_warning("cannot remove %s: %s", daemon->pid_path, strerror(errno));
+	log_info("stopped");
+	log_close();
+	libevent_global_shutdown();
+}
+
+int main(int argc, char **argv)
+{
+	struct daemon *daemon = &the_daemon;
+	const char *config_path = DAEMON_DEFAULT_CONFIG;
+	struct daemon_user user;
+	struct error err;
+	int opt;
+
+	while ((opt = getopt(argc, argv, "c:fhV")) != -1) {
+		switch (opt) {
+		case 'c':
+			config_path = optarg;
+			break;
+		case 'f':
+			daemon->is_foreground = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return DAEMON_EXIT_OK;
+		case 'V':
+			printf("postgated %s\n", POSTGATE_VERSION);
+			return DAEMON_EXIT_OK;
+		default:
+			usage(stderr);
+			return DAEMON_EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return DAEMON_EXIT_USAGE;
+	}
+	/* A client that goes away mid-write must cost an EPIPE, not the process. */
+	signal(SIGPIPE, SIG_IGN);
+	/* A reload asked for while starting (the file is being read anyway) must
+	 * not kill the daemon before its handler exists. */
+	signal(SIGHUP, SIG_IGN);
+
+	if (config_load(config_path, &daemon->config, &err) < 0) {
+		fprintf(stderr, "postgated: %s\n", err.message);
+		return DAEMON_EXIT_CONFIG;
+	}
+	remember_config_path(config_path, daemon->config.path, sizeof(daemon->config.path));
+	log_open("postgated", daemon->is_foreground ? LOG_TARGET_STDERR : LOG_TARGET_SYSLOG,
+		 daemon->config.log_level);
+	is_log_open = true;
+
+	daemon->is_root = geteuid() == 0;
+	if (daemon->is_root) {
+		daemon_user_lookup(&daemon->config, &user);
+		daemon_dirs_prepare(&daemon->config, &user);
+	} else {
+		warn_if_other_user(&daemon->config);
+		daemon_dirs_prepare(&daemon->config, NULL);
+	}
+	/* Still root here: the key may be readable by root alone. */
+	if (tls_cert_check_pair(daemon->config.tls_cert, daemon->config.tls_key, &err) < 0)
+		daemon_fatal(DAEMON_EXIT_FAILURE, "TLS certificate and key: %s", err.message);
+	daemon_listeners_bind(daemon);
+	if (daemon->is_root)
+		daemon_privileges_drop(&user);
+	if (store_open(daemon->config.accounts_db, false, &daemon->store, &err) < 0)
+		daemon_fatal(DAEMON_EXIT_FAILURE,
+			     "cannot open the accounts store: %s (run postgate init)", err.message);
+
+	/* The store is open across the forks, but only the final child ever
+	 * uses it; the parents leave with _exit() and touch nothing. */
+	if (!daemon->is_foreground) {
+		detach();
+		write_pid_file(daemon);
+	}
+	daemon->base = event_base_new();
+	if (daemon->base == NULL)
+		daemon_fatal(DAEMON_EXIT_FAILURE, "cannot create the event loop");
+	id_generator_init(&daemon->session_ids);
+	daemon_signals_start(daemon);
+	daemon_listeners_start(daemon);
+	log_info("started version=%s pid=%ld uid=%ld gid=%ld listeners=%zu", POSTGATE_VERSION,
+		 (long) getpid(), (long) getuid(), (long) getgid(), daemon->listener_count);
+	report_ready();
+
+	if (event_base_dispatch(daemon->base) < 0) {
+		log_error("event loop failed");
+		shut_down(daemon);
+		return DAEMON_EXIT_FAILURE;
+	}
+	shut_down(daemon);
+	return DAEMON_EXIT_OK;
+}

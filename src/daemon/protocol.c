@@ -1,0 +1,164 @@
+/*
+ * protocol: which engine answers on each kind of listener.
+ *
+ * No protocol engine exists yet, so every row is an honest "service
+ * temporarily unavailable" in the listener's own protocol, followed by a
+ * close; later issues replace a row with the real engine and nothing else in
+ * the daemon changes. The answers:
+ *
+ *   SMTP (mx, submission): the 421 reply a server sends when it must close
+ *     the channel (RFC 5321 3.8 and 4.2.3), with the enhanced status 4.3.2
+ *     "system not accepting network messages" (RFC 3463 3.4).
+ *   POP3: a negative greeting with the SYS/TEMP response code (RFC 3206 4),
+ *     which tells the client the failure is temporary.
+ *   HTTP: 503 Service Unavailable (RFC 9110 15.6.4) with Connection: close.
+ *   Implicit TLS (submissions, pop3s): the client speaks first and expects a
+ *     TLS handshake; any plaintext we wrote would be garbage to it, so the
+ *     connection is closed without a byte.
+ *
+ * After the answer the write side is shut down and the client's input is
+ * read and discarded until it closes (at most UNAVAILABLE_LINGER_MS and
+ * UNAVAILABLE_DISCARD_MAX bytes): closing a socket with unread input makes
+ * the kernel send a reset, which can destroy the answer before the client has
+ * read it (an HTTP client has sent its request by the time the 503 arrives).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "daemon/internal.h"
+
+#define UNAVAILABLE_LINGER_MS	10000
+#define UNAVAILABLE_DISCARD_MAX 65536
+#define UNAVAILABLE_REPLY_MAX	(CONFIG_NAME_MAX + 256)
+
+struct unavailable {
+	bool is_written; /* the whole answer has left our buffer */
+	size_t discarded_len;
+};
+
+static void unavailable_close(struct daemon_session *session)
+{
+	daemon_session_close(session, "unavailable");
+}
+
+static void on_unavailable_written(struct bufferevent *bev, void *arg)
+{
+	struct daemon_session *session = arg;
+	struct unavailable *state = session->protocol_state;
+
+	if (state->is_written)
+		return;
+	state->is_written = true;
+	/* We have nothing more to say: send FIN now, keep reading until the client
+	 * closes. */
+	shutdown(bufferevent_getfd(bev), SHUT_WR);
+}
+
+static void on_unavailable_read(struct bufferevent *bev, void *arg)
+{
+	struct daemon_session *session = arg;
+	struct unavailable *state = session->protocol_state;
+	struct evbuffer *input = bufferevent_get_input(bev);
+	size_t len = evbuffer_get_length(input);
+
+	state->discarded_len += len;
+	evbuffer_drain(input, len);
+	if (state->discarded_len > UNAVAILABLE_DISCARD_MAX)
+		unavailable_close(session);
+}
+
+static void on_unavailable_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void) bev;
+	/* EOF, an error or the linger timeout: the answer was given either way. */
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
+		unavailable_close(arg);
+}
+
+static void unavailable_answer(struct daemon_session *session, const char *answer, size_t len)
+{
+	struct timeval linger = { UNAVAILABLE_LINGER_MS / 1000,
+				  (UNAVAILABLE_LINGER_MS % 1000) * 1000 };
+	struct unavailable *state = calloc(1, sizeof(*state));
+
+	if (state == NULL) {
+		unavailable_close(session);
+		return;
+	}
+	session->protocol_state = state;
+	bufferevent_setcb(session->bev, on_unavailable_read, on_unavailable_written,
+			  on_unavailable_event, session);
+	bufferevent_set_timeouts(session->bev, &linger, &linger);
+	if (bufferevent_write(session->bev, answer, len) != 0 ||
+	    bufferevent_enable(session->bev, EV_READ | EV_WRITE) != 0)
+		unavailable_close(session);
+}
+
+static void unavailable_stop(struct daemon_session *session)
+{
+	free(session->protocol_state);
+	session->protocol_state = NULL;
+}
+
+static void smtp_unavailable_start(struct daemon_session *session)
+{
+	char answer[UNAVAILABLE_REPLY_MAX];
+	int n = snprintf(answer, sizeof(answer),
+			 "421 4.3.2 %s Service not available, closing transmission channel\r\n",
+			 session->daemon->config.hostname);
+
+	unavailable_answer(session, answer, (size_t) n);
+}
+
+static void pop3_unavailable_start(struct daemon_session *session)
+{
+	char answer[UNAVAILABLE_REPLY_MAX];
+	int n = snprintf(answer, sizeof(answer),
+			 "-ERR [SYS/TEMP] %s POP3 service not available\r\n",
+			 session->daemon->config.hostname);
+
+	unavailable_answer(session, answer, (size_t) n);
+}
+
+static void http_unavailable_start(struct daemon_session *session)
+{
+	char body[UNAVAILABLE_REPLY_MAX], answer[2 * UNAVAILABLE_REPLY_MAX];
+	int body_len = snprintf(body, sizeof(body), "%s HTTP service not available\n",
+				session->daemon->config.hostname);
+	int n = snprintf(answer, sizeof(answer),
+			 "HTTP/1.1 503 Service Unavailable\r\n"
+			 "Content-Type: text/plain; charset=utf-8\r\n"
+			 "Content-Length: %d\r\n"
+			 "Connection: close\r\n"
+			 "\r\n"
+			 "%s",
+			 body_len, body);
+
+	unavailable_answer(session, answer, (size_t) n);
+}
+
+static void tls_unavailable_start(struct daemon_session *session)
+{
+	unavailable_close(session);
+}
+
+// clang-format off
+static const struct daemon_protocol daemon_protocols[CONFIG_LISTENER_KIND_COUNT] = {
+	/* listener                       name                start                    stop */
+	[CONFIG_LISTENER_MX]          = { "smtp-unavailable", smtp_unavailable_start, unavailable_stop },
+	[CONFIG_LISTENER_SUBMISSION]  = { "smtp-unavailable", smtp_unavailable_start, unavailable_stop },
+	[CONFIG_LISTENER_SUBMISSIONS] = { "tls-unavailable",  tls_unavailable_start,  NULL },
+	[CONFIG_LISTENER_POP3]        = { "pop3-unavailable", pop3_unavailable_start, unavailable_stop },
+	[CONFIG_LISTENER_POP3S]       = { "tls-unavailable",  tls_unavailable_start,  NULL },
+	[CONFIG_LISTENER_HTTP]        = { "http-unavailable", http_unavailable_start, unavailable_stop },
+};
+// clang-format on
+
+const struct daemon_protocol *daemon_protocol_for(enum config_listener_kind kind)
+{
+	return &daemon_protocols[kind];
+}
