@@ -9,6 +9,7 @@
 #ifndef POSTGATE_DAEMON_INTERNAL_H
 #define POSTGATE_DAEMON_INTERNAL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -21,6 +22,10 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/id.h"
+#include "core/worker.h"
+#include "queue/manager.h"
+#include "queue/spool.h"
+#include "smtp/server.h"
 
 #define DAEMON_LISTEN_BACKLOG  511  /* as nginx and Apache: the kernel caps it at somaxconn */
 #define DAEMON_ACCEPT_PAUSE_MS 1000 /* after accept() fails (EMFILE): let sessions end first */
@@ -87,6 +92,11 @@ struct daemon {
 	bool is_root; /* started as root and dropped to config.user */
 	struct event_base *base;
 	struct store *store;
+	pthread_mutex_t store_lock; /* the workers share one store handle */
+	struct worker_pool *workers;
+	struct queue_spool *spool;
+	struct queue_manager *queue;
+	struct smtp_server smtp;
 
 	struct daemon_listener listeners[DAEMON_LISTENER_MAX];
 	size_t listener_count;
@@ -106,6 +116,9 @@ struct daemon {
 /* Start-up failures: log, print to stderr (and to the waiting parent when
  * detaching), exit with code. Never returns. */
 void daemon_fatal(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+
+/* The SMTP server's hook: a message was committed to the spool. */
+void daemon_message_queued(void *ctx, const char *queue_id);
 
 /* Milliseconds of the monotonic clock, for durations. */
 uint64_t daemon_clock_ms(void);

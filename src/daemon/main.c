@@ -202,10 +202,74 @@ static void remember_config_path(const char *given, char *out, size_t out_cap)
 		daemon_fatal(DAEMON_EXIT_CONFIG, "%s: path too long", given);
 }
 
+/* The spool, the queue manager, the workers and the SMTP server, once the
+ * process is the final (detached) one: threads do not survive a fork. */
+static void start_mail_services(struct daemon *daemon)
+{
+	struct config *config = &daemon->config;
+	char spool_dir[CONFIG_PATH_MAX + 8];
+	struct error err;
+
+	pthread_mutex_init(&daemon->store_lock, NULL);
+	daemon->workers = worker_pool_new(daemon->base, (unsigned) config->worker_threads, &err);
+	if (daemon->workers == NULL)
+		daemon_fatal(DAEMON_EXIT_FAILURE, "cannot start the worker threads: %s",
+			     err.message);
+	snprintf(spool_dir, sizeof(spool_dir), "%s/spool", config->state_dir);
+	if (queue_spool_open(spool_dir, &daemon->spool, &err) < 0)
+		daemon_fatal(DAEMON_EXIT_FAILURE, "cannot open the spool: %s", err.message);
+	daemon->queue =
+		queue_manager_new(&(struct queue_manager_params){ .base = daemon->base,
+								  .workers = daemon->workers,
+								  .spool = daemon->spool,
+								  .store = daemon->store,
+								  .store_lock = &daemon->store_lock,
+								  .config = config },
+				  &err);
+	if (daemon->queue == NULL)
+		daemon_fatal(DAEMON_EXIT_FAILURE, "cannot start the queue: %s", err.message);
+	/* What was acknowledged before a crash or a stop is delivered now. */
+	if (queue_manager_recover(daemon->queue, &err) < 0)
+		daemon_fatal(DAEMON_EXIT_FAILURE, "cannot recover the spool: %s", err.message);
+	daemon->smtp = (struct smtp_server){
+		.config = config,
+		.workers = daemon->workers,
+		.spool = daemon->spool,
+		.store = daemon->store,
+		.store_lock = &daemon->store_lock,
+		.on_queued = daemon_message_queued,
+		.on_queued_ctx = daemon,
+	};
+}
+
+static void stop_mail_services(struct daemon *daemon)
+{
+	/* Jobs still out finish (a commit in flight completes); their results
+	 * start nothing new. */
+	if (daemon->queue != NULL)
+		queue_manager_stop(daemon->queue);
+	worker_pool_free(daemon->workers);
+	daemon->workers = NULL;
+	queue_manager_free(daemon->queue);
+	daemon->queue = NULL;
+	queue_spool_free(daemon->spool);
+	daemon->spool = NULL;
+	pthread_mutex_destroy(&daemon->store_lock);
+}
+
+void daemon_message_queued(void *ctx, const char *queue_id)
+{
+	struct daemon *daemon = ctx;
+
+	if (daemon->queue != NULL)
+		queue_manager_submit(daemon->queue, queue_id, true);
+}
+
 static void shut_down(struct daemon *daemon)
 {
 	daemon_sessions_close_all(daemon, "shutdown");
 	daemon_listeners_free(daemon);
+	stop_mail_services(daemon);
 	daemon_signals_free(daemon);
 	event_base_free(daemon->base);
 	daemon->base = NULL;
@@ -292,6 +356,7 @@ int main(int argc, char **argv)
 	if (daemon->base == NULL)
 		daemon_fatal(DAEMON_EXIT_FAILURE, "cannot create the event loop");
 	id_generator_init(&daemon->session_ids);
+	start_mail_services(daemon);
 	daemon_signals_start(daemon);
 	daemon_listeners_start(daemon);
 	log_info("started version=%s pid=%ld uid=%ld gid=%ld listeners=%zu", POSTGATE_VERSION,

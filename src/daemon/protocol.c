@@ -147,9 +147,51 @@ static void tls_unavailable_start(struct daemon_session *session)
 }
 
 // clang-format off
+/* The SMTP server (src/smtp/) on a session's bufferevent. */
+static void smtp_close(void *ctx, const char *reason)
+{
+	daemon_session_close(ctx, reason);
+}
+
+static void smtp_start(struct daemon_session *session)
+{
+	char ip[DAEMON_ADDRESS_CAP];
+	uint64_t port = 0;
+	struct span host, port_text;
+	struct smtp_session_params params = {
+		.sid = session->sid,
+		.client_ip = ip,
+		.listener = config_listener_name(session->listener->kind),
+		.close = smtp_close,
+		.close_ctx = session,
+	};
+
+	/* session->client is "ip:port" or "[ip6]:port". */
+	if (span_split_last(span_from_cstr(session->client), ':', &host, &port_text)) {
+		if (host.len >= 2 && host.ptr[0] == '[') {
+			host.ptr++;
+			host.len -= 2;
+		}
+		span_copy_cstr(host, ip, sizeof(ip));
+		span_parse_u64(port_text, &port);
+	} else {
+		snprintf(ip, sizeof(ip), "%s", session->client);
+	}
+	params.client_port = (uint16_t) port;
+	session->protocol_state = smtp_session_start(&session->daemon->smtp, session->bev, &params);
+	if (session->protocol_state == NULL)
+		daemon_session_close(session, "out-of-memory");
+}
+
+static void smtp_stop(struct daemon_session *session)
+{
+	smtp_session_stop(session->protocol_state);
+	session->protocol_state = NULL;
+}
+
 static const struct daemon_protocol daemon_protocols[CONFIG_LISTENER_KIND_COUNT] = {
 	/* listener                       name                start                    stop */
-	[CONFIG_LISTENER_MX]          = { "smtp-unavailable", smtp_unavailable_start, unavailable_stop },
+	[CONFIG_LISTENER_MX]          = { "smtp",             smtp_start,             smtp_stop },
 	[CONFIG_LISTENER_SUBMISSION]  = { "smtp-unavailable", smtp_unavailable_start, unavailable_stop },
 	[CONFIG_LISTENER_SUBMISSIONS] = { "tls-unavailable",  tls_unavailable_start,  NULL },
 	[CONFIG_LISTENER_POP3]        = { "pop3-unavailable", pop3_unavailable_start, unavailable_stop },

@@ -8,8 +8,8 @@
  * signal during the wait closes the remaining sessions at once.
  *
  * SIGHUP: read the configuration file again. A file with an error changes
- * nothing. Otherwise log_level, hostname and shutdown_timeout take effect
- * now; the other keys are bound to sockets, privileges or open files made at
+ * nothing. Otherwise log_level, hostname, shutdown_timeout and the SMTP
+ * limits take effect now; the other keys are bound to sockets, privileges or open files made at
  * start-up, so a change to them is logged as needing a restart.
  */
 #include <signal.h>
@@ -128,6 +128,8 @@ static void warn_restart_needed(const struct config *old, const struct config *f
 		if (strcmp(was, now) != 0)
 			log_warning("%s changed; restart postgated to apply", fixed_keys[i].key);
 	}
+	if (old->worker_threads != fresh->worker_threads)
+		log_warning("worker_threads changed; restart postgated to apply");
 	for (int kind = 0; kind < CONFIG_LISTENER_KIND_COUNT; kind++)
 		if (!listener_equal(&old->listeners[kind], &fresh->listeners[kind]))
 			log_warning("listener %s changed; restart postgated to apply",
@@ -166,6 +168,31 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
 		live->shutdown_timeout_ms = fresh->shutdown_timeout_ms;
 		log_info("reload applied shutdown_timeout_ms=%llu",
 			 (unsigned long long) live->shutdown_timeout_ms);
+	}
+	/* SMTP limits: new transactions use them (a session keeps the
+	 * recipient limit it started with). */
+	{
+		static const struct {
+			const char *key;
+			size_t offset;
+		} limits[] = {
+			{ "max_message_size", offsetof(struct config, max_message_size) },
+			{ "max_recipients", offsetof(struct config, max_recipients) },
+			{ "max_line_length", offsetof(struct config, max_line_length) },
+		};
+
+		for (size_t i = 0; i < ARRAY_LEN(limits); i++) {
+			uint64_t *was = (uint64_t *) (void *) ((char *) live + limits[i].offset);
+			const uint64_t *now =
+				(const uint64_t *) (const void *) ((const char *) fresh +
+								   limits[i].offset);
+
+			if (*was == *now)
+				continue;
+			*was = *now;
+			log_info("reload applied %s=%llu", limits[i].key,
+				 (unsigned long long) *now);
+		}
 	}
 	warn_restart_needed(live, fresh);
 	free(fresh);

@@ -183,3 +183,322 @@ def instance(workdir):
     yield inst
     if inst.proc is not None and inst.proc.poll() is None:
         inst.stop(signal.SIGKILL)
+
+
+# ---------------------------------------------------------------- mail helpers
+#
+# Used by the SMTP tests: where a user's Maildir is, what it holds, and a raw
+# SMTP client that sends exactly the bytes it is given.
+
+def maildir_path(inst, address):
+    """The Maildir of address: maildir_root/<domain>/<local part, lower-cased>."""
+    local, _, domain = address.rpartition("@")
+    return inst.dir / "mail" / domain.lower() / local.lower()
+
+
+def mailbox(inst, address):
+    """The message files of address's Maildir (new/ and cur/), oldest name first."""
+    root = maildir_path(inst, address)
+    files = []
+    for sub in ("new", "cur"):
+        try:
+            files += [p for p in (root / sub).iterdir() if p.is_file()]
+        except FileNotFoundError:
+            pass
+    return sorted(files, key=lambda p: p.name)
+
+
+def wait_delivered(inst, address, count, timeout=10.0):
+    """Wait until address's Maildir holds count messages (failing at once if it
+    holds more); returns their contents, in name order."""
+    def enough():
+        files = mailbox(inst, address)
+        assert len(files) <= count, (
+            f"{address} has {len(files)} messages, expected {count}:\n" + inst.log())
+        return files if len(files) == count else None
+    if count == 0:
+        assert mailbox(inst, address) == []
+        return []
+    try:
+        files = wait_for(enough, timeout=timeout, what=f"{count} message(s) for {address}")
+    except AssertionError as e:
+        raise AssertionError(f"{e}; mailbox has {len(mailbox(inst, address))}\n"
+                             f"{inst.log()}") from None
+    return [p.read_bytes() for p in files]
+
+
+def set_global_key(inst, key, value):
+    """Set a top-level config key (before the first section) to value."""
+    lines = inst.config.read_text().splitlines()
+    first_section = next((i for i, line in enumerate(lines) if line.lstrip().startswith("[")),
+                         len(lines))
+    rx = re.compile(rf"\s*{re.escape(key)}\s*=")
+    for i in range(first_section):
+        if rx.match(lines[i]):
+            lines[i] = f"{key} = {value}"
+            break
+    else:
+        lines.insert(first_section, f"{key} = {value}")
+    inst.config.write_text("\n".join(lines) + "\n")
+
+
+class SmtpReply:
+    """One SMTP reply (RFC 5321 4.2): its code and the text of each line."""
+
+    def __init__(self, code, lines, raw):
+        self.code = code
+        self.lines = lines
+        self.raw = raw
+
+    @property
+    def text(self):
+        return "\n".join(self.lines)
+
+    def __repr__(self):
+        return f"SmtpReply({self.raw!r})"
+
+
+class SmtpRaw:
+    """A raw SMTP session: send any bytes, read replies (multi-line ones whole)."""
+
+    def __init__(self, port, host="127.0.0.1", timeout=10.0, greet=True, strict=False):
+        """strict: every reply but the greeting, 354 and the EHLO/HELO replies
+        (which start with the host name) must carry an enhanced status code
+        (RFC 2034 3) in each of its lines."""
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.buf = b""
+        self.strict = strict
+        self.greeting = self.reply() if greet else None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def _line(self):
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError(f"connection closed; unread: {self.buf!r}")
+            self.buf += chunk
+            if len(self.buf) > 1 << 20:
+                raise AssertionError("reply line longer than 1 MiB")
+        line, _, self.buf = self.buf.partition(b"\n")
+        return line + b"\n"
+
+    def reply(self):
+        """The next reply; every line must end in CRLF and carry the same code."""
+        raw, lines, code = b"", [], None
+        while True:
+            line = self._line()
+            raw += line
+            assert line.endswith(b"\r\n"), f"reply line without CRLF: {line!r}"
+            m = re.fullmatch(rb"(\d{3})([ -])(.*)\r\n", line, re.S)
+            assert m, f"malformed reply line {line!r}"
+            if code is None:
+                code = int(m.group(1))
+            assert int(m.group(1)) == code, f"code changed inside a reply: {raw!r}"
+            lines.append(m.group(3).decode("utf-8", "replace"))
+            if m.group(2) == b" ":
+                reply = SmtpReply(code, lines, raw)
+                if self.strict and code not in (220, 354) and not (
+                        code == 250 and lines[0] == HOSTNAME):
+                    assert_enhanced(reply)
+                return reply
+
+    def cmd(self, line):
+        """Send one command line (CRLF added) and read its reply."""
+        if isinstance(line, str):
+            line = line.encode()
+        self.send(line + b"\r\n")
+        return self.reply()
+
+    def expect(self, line, code, enhanced=None):
+        """cmd(line), asserting its code (and enhanced code, RFC 3463)."""
+        r = self.cmd(line)
+        assert r.code == code, f"{line!r}: expected {code}, got {r.raw!r}"
+        if enhanced is not None:
+            assert r.lines[-1].startswith(enhanced + " "), \
+                f"{line!r}: expected {enhanced}, got {r.raw!r}"
+        return r
+
+    def is_closed(self, timeout=10.0):
+        """True when the server closes the connection with nothing more to say."""
+        self.sock.settimeout(timeout)
+        try:
+            data = self.buf or self.sock.recv(4096)
+        except ConnectionResetError:
+            return True
+        assert data == b"", f"unexpected bytes before close: {data!r}"
+        return True
+
+
+def smtp_raw(port, **kwargs):
+    return SmtpRaw(port, **kwargs)
+
+
+# ---------------------------------------------------------------- a mail instance
+#
+# Hashing passwords makes `user add` the slow part of setting an instance up,
+# so the accounts store with the users and aliases below is made once per
+# test session by the real `postgate` command and copied into each test's own
+# instance (made by its own `postgate init`).
+
+MAIL_USERS = ("alice@example.test", "bob@example.test", "carol@example.test",
+              "dave@example.test")
+MAIL_ALIASES = {
+    "list@example.test": ("alice@example.test", "bob@example.test"),
+    # An alias of an alias, reaching alice twice: she gets one copy.
+    "team@example.test": ("list@example.test", "alice@example.test", "carol@example.test"),
+    "postmaster@example.test": ("alice@example.test",),
+    "loopa@example.test": ("loopb@example.test",),
+    "loopb@example.test": ("loopa@example.test",),
+}
+MAIL_DISABLED = ("dave@example.test",)
+
+
+@pytest.fixture(scope="session")
+def accounts_template():
+    base = Path(tempfile.mkdtemp(prefix="postgate-accounts-"))
+    try:
+        inst = Instance(base)
+        for user in MAIL_USERS:
+            inst.add_user(user)
+        for alias, targets in MAIL_ALIASES.items():
+            inst.cli("alias", "add", alias, *targets)
+        for user in MAIL_DISABLED:
+            inst.cli("user", "disable", user)
+        yield inst.dir / "state" / "accounts.db"
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def mail_instance(instance, accounts_template):
+    """A fresh instance (not started) whose store holds MAIL_USERS and MAIL_ALIASES."""
+    shutil.copyfile(accounts_template, instance.dir / "state" / "accounts.db")
+    return instance
+
+
+SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer",
+                   "runtime error:")
+
+
+def assert_no_sanitizer_report(inst):
+    log = inst.log()
+    for mark in SANITIZER_MARKS:
+        assert mark not in log, f"sanitizer report in the daemon's log:\n{log}"
+
+
+def assert_clean_stop(inst):
+    """The daemon is still running, stops on SIGTERM with exit 0, and its log
+    holds no sanitizer report."""
+    assert inst.proc is not None, "postgated is not running"
+    alive = inst.proc.poll() is None
+    code = inst.stop()
+    assert alive, f"postgated died (exit {code}):\n{inst.log()}"
+    assert code == 0, f"postgated exited {code} on SIGTERM:\n{inst.log()}"
+    assert_no_sanitizer_report(inst)
+
+
+@pytest.fixture
+def mail_server(mail_instance):
+    """mail_instance; at the end, if the test left it running, it must stop
+    cleanly on SIGTERM (exit 0, no sanitizer report). A test that stopped it
+    checked that itself (assert_clean_stop)."""
+    yield mail_instance
+    if mail_instance.proc is not None:
+        assert_clean_stop(mail_instance)
+
+
+def start_mail(inst, **config):
+    """Set top-level config keys, start the daemon and wait until it serves."""
+    for key, value in config.items():
+        set_global_key(inst, key, value)
+    inst.start()
+    return inst
+
+
+HOSTNAME = "mail.example.test"
+# RFC 3463 2: class.subject.detail, then the text.
+ENHANCED_RX = re.compile(r"[245]\.\d{1,3}\.\d{1,3} ")
+DELIVERED_RX = re.compile(
+    rb"\AReturn-Path: <(?P<return_path>[^>\r\n]*)>\r\n"
+    rb"Delivered-To: (?P<delivered_to>[^\r\n]*)\r\n"
+    rb"Received: from (?P<helo>\S+) \(\[(?P<ip>[^\]\r\n]*)\]\)\r\n"
+    rb"\tby (?P<by>\S+) \(postgate\) with (?P<with>\S+) id (?P<qid>\w+)"
+    rb"(?:\r\n\tfor <(?P<for>[^>\r\n]*)>)?;\r\n"
+    rb"\t(?P<date>[A-Z][a-z]{2}, \d{1,2} [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d \+0000)\r\n")
+
+
+def parse_delivered(data):
+    """Split a delivered message into our trace headers (decoded str fields,
+    bytes for the rest) and the message exactly as the client sent it."""
+    m = DELIVERED_RX.match(data)
+    assert m, f"delivered message does not start with our trace headers: {data[:600]!r}"
+    fields = {k: (v.decode("utf-8") if v is not None else None)
+              for k, v in m.groupdict().items()}
+    fields["body"] = data[m.end():]
+    return fields
+
+
+def assert_enhanced(reply):
+    """RFC 2034 3: every line of the reply carries the enhanced status code."""
+    for line in reply.lines:
+        assert ENHANCED_RX.match(line), f"no enhanced status code: {reply.raw!r}"
+        assert line[0] == str(reply.code)[0], f"enhanced class differs: {reply.raw!r}"
+
+
+def smtp_session(inst, helo="client.example", ehlo=True):
+    """A raw session on mx that has said EHLO (or HELO)."""
+    s = SmtpRaw(inst.port("mx"), strict=True)
+    assert s.greeting.code == 220, s.greeting
+    r = s.cmd(f"{'EHLO' if ehlo else 'HELO'} {helo}")
+    assert r.code == 250, r
+    return s
+
+
+def queued_id(reply):
+    """The queue ID of a `250 2.0.0 Ok: queued as ID` reply."""
+    m = re.fullmatch(r"2\.0\.0 Ok: queued as (\w+)", reply.lines[-1])
+    assert reply.code == 250 and m, f"not a queued reply: {reply.raw!r}"
+    return m.group(1)
+
+
+def send_data(s, sender, rcpts, message):
+    """One DATA transaction on SmtpRaw s; message is the text as sent (already
+    dot-stuffed, ending in CRLF). Returns the final reply."""
+    s.expect(f"MAIL FROM:<{sender}>", 250, "2.1.0")
+    for rcpt in rcpts:
+        s.expect(f"RCPT TO:<{rcpt}>", 250, "2.1.5")
+    r = s.cmd("DATA")
+    assert r.code == 354, r
+    s.send(message + b".\r\n")
+    return s.reply()
+
+
+def assert_serves(inst, rcpt="carol@example.test"):
+    """The server is alive: a new connection is greeted and a message to rcpt
+    is accepted and delivered."""
+    assert inst.proc is not None and inst.proc.poll() is None, \
+        f"postgated is gone:\n{inst.log()}"
+    before = len(mailbox(inst, rcpt))
+    token = f"alive-{time.monotonic_ns()}"
+    with smtp_session(inst, helo="survivor.example") as s:
+        qid = queued_id(send_data(s, "check@survivor.example", [rcpt],
+                                  f"Subject: {token}\r\n\r\n{token}\r\n".encode()))
+        s.expect("QUIT", 221, "2.0.0")
+    msgs = wait_delivered(inst, rcpt, before + 1)
+    assert any(token.encode() in m and qid.encode() in m for m in msgs)

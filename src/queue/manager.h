@@ -1,0 +1,57 @@
+/*
+ * manager: the queue manager — takes committed messages from the spool and
+ * delivers each recipient, keeping per-recipient state on disk, so that a
+ * message leaves the spool only when every recipient is done and a restart
+ * neither loses nor repeats a delivery.
+ *
+ * Runs on the event-loop thread; each message's delivery is one worker job
+ * (at most one per message at a time).
+ */
+#ifndef POSTGATE_QUEUE_MANAGER_H
+#define POSTGATE_QUEUE_MANAGER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include <event2/event.h>
+
+#include "core/config.h"
+#include "core/error.h"
+#include "core/worker.h"
+#include "queue/spool.h"
+#include "store/store.h"
+
+#define QUEUE_RETRY_FIRST_S 60	 /* after a temporary failure */
+#define QUEUE_RETRY_MAX_S   3600 /* the delay doubles up to this */
+
+struct queue_manager;
+
+struct queue_manager_params {
+	struct event_base *base;
+	struct worker_pool *workers;
+	struct queue_spool *spool;
+	struct store *store; /* shared with other workers under store_lock */
+	pthread_mutex_t *store_lock;
+	const struct config *config; /* live: maildir_root */
+};
+
+struct queue_manager *queue_manager_new(const struct queue_manager_params *params,
+					struct error *err);
+
+/* At start, before the loop serves anyone: repair the spool (queue_spool_recover)
+ * and schedule every message in it. Blocks. */
+int queue_manager_recover(struct queue_manager *manager, struct error *err);
+
+/* A message was just committed (is_fresh) or should be tried again now. */
+void queue_manager_submit(struct queue_manager *manager, const char *id, bool is_fresh);
+
+/* Messages known to the manager: being delivered or waiting for a retry. */
+size_t queue_manager_active_count(const struct queue_manager *manager);
+
+/* Shutting down: jobs that come back start no new job or retry timer. */
+void queue_manager_stop(struct queue_manager *manager);
+
+/* Frees timers and bookkeeping. Call after worker_pool_free, when no job is out. */
+void queue_manager_free(struct queue_manager *manager);
+
+#endif

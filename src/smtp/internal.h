@@ -1,0 +1,141 @@
+/*
+ * smtp/internal.h: what the SMTP server's files share (session.c does I/O
+ * and worker jobs, commands.c the command table and handlers). Not included
+ * outside src/smtp/.
+ */
+#ifndef POSTGATE_SMTP_INTERNAL_H
+#define POSTGATE_SMTP_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/buffer.h>
+
+#include "core/span.h"
+#include "queue/envelope.h"
+#include "smtp/data.h"
+#include "smtp/limits.h"
+#include "smtp/parse.h"
+#include "smtp/server.h"
+#include "store/recipient.h"
+
+#define SMTP_ERRORS_MAX	       20	    /* 5xx for bad commands before we hang up */
+#define SMTP_TIMEOUT_COMMAND_S 300	    /* RFC 5321 4.5.3.2.7: at least 5 minutes */
+#define SMTP_TIMEOUT_DATA_S    180	    /* RFC 5321 4.5.3.2.6 (the client's DATA block wait) */
+#define SMTP_SPOOL_CHUNK       (64 * 1024)  /* bytes handed to a worker per write */
+#define SMTP_INPUT_HIGH_WATER  (256 * 1024) /* stop reading the socket past this */
+#define SMTP_OUTPUT_HIGH_WATER (64 * 1024)  /* stop reading commands past this */
+#define SMTP_TARGETS_MAX       QUEUE_ENVELOPE_RECIPIENTS_MAX
+#define SMTP_REPLY_TEXT_MAX    1024
+
+enum smtp_state {
+	SMTP_STATE_CONNECTED = 0, /* greeting sent, no EHLO/HELO yet */
+	SMTP_STATE_GREETED,	  /* no transaction */
+	SMTP_STATE_MAIL,	  /* MAIL accepted, no recipient yet */
+	SMTP_STATE_RCPT,	  /* at least one RCPT accepted (or refused: see rcpt_count) */
+	SMTP_STATE_BDAT,	  /* inside a BDAT transaction, after a chunk without LAST */
+	SMTP_STATE_COUNT,
+};
+
+enum smtp_input_mode {
+	SMTP_INPUT_COMMAND,	 /* CRLF-terminated command lines */
+	SMTP_INPUT_DISCARD_LINE, /* an over-long command line: drop through its LF */
+	SMTP_INPUT_DATA,	 /* DATA text up to CRLF.CRLF */
+	SMTP_INPUT_CHUNK,	 /* the octets of one BDAT chunk */
+};
+
+/* A reply a handler returns; one place writes it. code 0: the handler queued
+ * a worker job and the reply comes later. A text with '\n' is a multi-line
+ * reply: each line gets the code (RFC 5321 4.2.1). */
+struct smtp_reply {
+	int code;
+	const char *enhanced; /* RFC 3463, without the code's class repeated elsewhere */
+	const char *text;
+	bool closes; /* close the connection once it is written */
+};
+
+#define REPLY(c, e, t)	     ((struct smtp_reply){ (c), (e), (t), false })
+#define REPLY_CLOSE(c, e, t) ((struct smtp_reply){ (c), (e), (t), true })
+#define REPLY_LATER	     ((struct smtp_reply){ 0, NULL, NULL, false })
+
+struct smtp_recipient {
+	char address[SMTP_ADDRESS_MAX + 1]; /* the forward-path as given */
+	unsigned notify;
+	char orcpt[SMTP_ORCPT_MAX * 2 + 2]; /* "type;address" or "" */
+};
+
+struct smtp_transaction {
+	bool is_active;
+	struct smtp_mail_args mail;
+	struct smtp_recipient *recipients; /* accepted ones, up to recipients_cap */
+	size_t recipient_count;
+	size_t recipients_cap; /* max_recipients when the session started */
+	size_t rcpt_refused;
+	struct store_target *targets; /* final addresses after alias expansion */
+	size_t *target_recipient;     /* index into recipients for each target */
+	size_t target_count;
+	bool is_failed; /* a BDAT chunk failed: later chunks are refused */
+};
+
+struct smtp_job;
+
+struct smtp_session {
+	struct smtp_server *server;
+	struct bufferevent *bev; /* NULL once the daemon stopped us */
+	char sid[32];
+	char client_ip[64];
+	uint16_t client_port;
+	char listener[16];
+	smtp_session_close_fn *close;
+	void *close_ctx;
+
+	enum smtp_state state;
+	enum smtp_input_mode input_mode;
+	bool is_esmtp;
+	char helo[SMTP_HELO_MAX + 1];
+	bool is_authenticated; /* set by SMTP AUTH; relaying needs it */
+	bool is_quitting;      /* reply written; close once flushed */
+	bool is_stopped;       /* the daemon ended the session */
+	struct smtp_job *job;  /* the worker job out, if any */
+
+	struct smtp_transaction tx;
+
+	/* The message being received. */
+	struct queue_message *message;
+	char queue_id[64];
+	struct evbuffer *body; /* decoded bytes not yet handed to a worker */
+	uint64_t body_bytes;   /* all decoded bytes of this message */
+	struct smtp_data_decoder decoder;
+	struct smtp_crlf_checker chunk_checker;
+	uint64_t chunk_remaining; /* octets of the current BDAT chunk still to read */
+	uint64_t chunk_size;
+	bool chunk_is_last;
+	bool chunk_refused; /* the chunk is read only to stay in step */
+	struct smtp_reply chunk_reply;
+	bool spool_failed; /* a write failed: the message is lost, answer 4xx at its end */
+
+	unsigned errors;
+	unsigned command_counts[32];
+	char reply_text[SMTP_REPLY_TEXT_MAX];
+};
+
+/* commands.c */
+struct smtp_reply smtp_command_dispatch(struct smtp_session *s, struct span line);
+/* The verbs, for the disconnect log line's counters. */
+size_t smtp_command_count(void);
+const char *smtp_command_name(size_t index);
+void smtp_transaction_reset(struct smtp_session *s);
+
+/* session.c */
+void smtp_session_reply(struct smtp_session *s, struct smtp_reply reply);
+/* Queue a recipient look-up; the reply is written when it returns. */
+void smtp_session_lookup_rcpt(struct smtp_session *s, const struct smtp_rcpt_args *rcpt,
+			      const char *address);
+/* Start receiving a message: DATA (is_bdat false) or a first BDAT chunk. */
+void smtp_session_begin_message(struct smtp_session *s, bool is_bdat);
+/* A BDAT command for the current message. */
+void smtp_session_begin_chunk(struct smtp_session *s, uint64_t size, bool is_last, bool is_refused,
+			      struct smtp_reply refusal);
+
+#endif

@@ -1,0 +1,67 @@
+/*
+ * server: the SMTP server (RFC 5321) as the daemon sees it. One struct
+ * smtp_server holds what every session shares — settings, the worker pool,
+ * the spool, the accounts store — and one struct smtp_session serves one
+ * connection over a bufferevent the daemon hands over.
+ *
+ * Everything here runs on the event-loop thread. Work that can block (store
+ * look-ups, spool writes, fsync) goes to the worker pool and comes back to
+ * the loop; while it is away the session reads nothing more from its client.
+ */
+#ifndef POSTGATE_SMTP_SERVER_H
+#define POSTGATE_SMTP_SERVER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <event2/bufferevent.h>
+
+#include "core/config.h"
+#include "core/worker.h"
+#include "queue/spool.h"
+#include "store/store.h"
+
+/* Called on the loop after a message is committed to the spool (and before
+ * its 250 is written): the queue manager's hook to start delivery. */
+typedef void smtp_queued_fn(void *ctx, const char *queue_id);
+
+struct smtp_server {
+	const struct config *config; /* live: hostname and limits follow a reload */
+	struct worker_pool *workers;
+	struct queue_spool *spool;
+	struct store *store; /* shared by the workers under store_lock */
+	pthread_mutex_t *store_lock;
+	smtp_queued_fn *on_queued;
+	void *on_queued_ctx;
+};
+
+/* What the daemon does for a session: end it (flush what was written, close,
+ * log "disconnect" with reason). Called at most once. */
+typedef void smtp_session_close_fn(void *ctx, const char *reason);
+
+struct smtp_session_params {
+	const char *sid;
+	const char *client_ip;
+	uint16_t client_port;
+	const char *listener; /* "mx", "submission", ... for logs */
+	smtp_session_close_fn *close;
+	void *close_ctx;
+};
+
+struct smtp_session;
+
+/* Take over bev (callbacks, timeouts, enabling) and send the greeting. */
+struct smtp_session *smtp_session_start(struct smtp_server *server, struct bufferevent *bev,
+					const struct smtp_session_params *params);
+
+/* The daemon ends the session (client gone, shutdown, or after close()).
+ * The session must not touch bev again; if a worker job is still out, the
+ * session is freed when it comes back. */
+void smtp_session_stop(struct smtp_session *session);
+
+/* On shutdown: a session idle between commands says 421 and closes now;
+ * one in the middle of a transaction finishes it first. */
+void smtp_session_drain(struct smtp_session *session);
+
+#endif

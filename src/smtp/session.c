@@ -1,0 +1,987 @@
+/*
+ * session: one SMTP connection — reading command lines and message data
+ * from the bufferevent, writing replies, and the worker jobs a session waits
+ * for (recipient look-ups, spool writes, the commit before "250 queued").
+ *
+ * Input is processed only while no job is out: a pipelining client's next
+ * commands wait in the input buffer (bounded by the read high-water mark) and
+ * run, in order, when the job's answer has been written. So replies always
+ * come in command order (RFC 2920 3.1) and nothing a client sends can run
+ * ahead of the durability of what it was told.
+ */
+#include "smtp/internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "core/log.h"
+#include "smtp/received.h"
+#include "store/address.h"
+
+enum smtp_job_kind {
+	SMTP_JOB_RCPT,	 /* resolve a recipient */
+	SMTP_JOB_BEGIN,	 /* create the spool file */
+	SMTP_JOB_WRITE,	 /* append decoded bytes */
+	SMTP_JOB_COMMIT, /* append the rest, fsync, rename, fsync dir */
+	SMTP_JOB_ABORT,	 /* remove the spool file */
+};
+
+struct smtp_job {
+	enum smtp_job_kind kind;
+	struct smtp_session *session; /* NULL once the session is gone */
+	struct smtp_server *server;
+	int rc;
+	struct error err;
+
+	/* SMTP_JOB_RCPT */
+	char address[SMTP_ADDRESS_MAX + 16];
+	struct smtp_recipient recipient;
+	enum store_recipient_kind kind_found;
+	bool is_bad_syntax;
+	struct store_expansion *expansion;
+
+	/* SMTP_JOB_BEGIN / WRITE / COMMIT / ABORT */
+	struct queue_message *message;
+	struct evbuffer *data;
+	struct queue_envelope envelope;
+	bool has_envelope;
+};
+
+static void process_input(struct smtp_session *s);
+static void session_free(struct smtp_session *s);
+
+/* ---- replies ----------------------------------------------------------- */
+
+static void write_reply(struct smtp_session *s, struct smtp_reply reply)
+{
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	struct span rest = span_from_cstr(reply.text);
+
+	for (;;) {
+		struct span line, after;
+		bool is_last = !span_split_first(rest, '\n', &line, &after);
+
+		if (is_last)
+			line = rest;
+		evbuffer_add_printf(out, "%d%c", reply.code, is_last ? ' ' : '-');
+		if (reply.enhanced != NULL)
+			evbuffer_add_printf(out, "%s ", reply.enhanced);
+		evbuffer_add(out, line.ptr, line.len);
+		evbuffer_add(out, "\r\n", 2);
+		if (is_last)
+			break;
+		rest = after;
+	}
+}
+
+void smtp_session_reply(struct smtp_session *s, struct smtp_reply reply)
+{
+	if (s->bev == NULL || reply.code == 0)
+		return;
+	write_reply(s, reply);
+	if ((reply.code >= 500 && reply.code <= 504) || reply.code == 555) {
+		char shown[LOG_ESCAPED_CAP];
+
+		s->errors++;
+		log_info("sid=%s smtp error reply=%d enhanced=%s text=%s", s->sid, reply.code,
+			 reply.enhanced ? reply.enhanced : "-",
+			 log_escape(span_from_cstr(reply.text), shown));
+		if (s->errors >= SMTP_ERRORS_MAX && !reply.closes) {
+			write_reply(s, REPLY(421, "4.7.0", "Too many errors, closing connection"));
+			reply.closes = true;
+		}
+	}
+	if (reply.closes) {
+		s->is_quitting = true;
+		bufferevent_disable(s->bev, EV_READ);
+		/* The close happens in on_write once the output is flushed. */
+	}
+}
+
+/* ---- worker jobs ------------------------------------------------------- */
+
+static void job_run(void *arg)
+{
+	struct smtp_job *job = arg;
+	struct smtp_server *server = job->server;
+
+	switch (job->kind) {
+	case SMTP_JOB_RCPT: {
+		char normalized[ADDRESS_MAX + 1];
+
+		pthread_mutex_lock(server->store_lock);
+		if (store_address_normalize(span_from_cstr(job->address), normalized, &job->err) ==
+		    0) {
+			job->rc =
+				store_recipient_resolve(server->store, normalized, &job->kind_found,
+							job->expansion, &job->err);
+		} else {
+			/* Not an address we could host (a quoted local part, an
+			 * address literal): local domains have no such user, and
+			 * elsewhere it is a relay attempt. */
+			const char *at = strrchr(job->address, '@');
+			char domain[ADDRESS_DOMAIN_MAX + 1];
+			struct store_domain *d = malloc(sizeof(*d));
+
+			job->rc = 0;
+			job->expansion->count = 0;
+			if (d == NULL || at == NULL ||
+			    store_address_domain_normalize(span_from_cstr(at + 1), domain,
+							   &job->err) < 0) {
+				job->kind_found = STORE_RECIPIENT_REMOTE;
+				job->is_bad_syntax = at == NULL;
+			} else if (store_domain_get(server->store, domain, d, &job->err) == 0) {
+				job->kind_found = STORE_RECIPIENT_UNKNOWN;
+			} else if (job->err.kind == ERROR_NOT_FOUND) {
+				job->kind_found = STORE_RECIPIENT_REMOTE;
+			} else {
+				job->rc = -1;
+			}
+			if (strlen(job->address) > ADDRESS_MAX)
+				job->is_bad_syntax = true;
+			if (job->kind_found == STORE_RECIPIENT_REMOTE && job->rc == 0) {
+				job->expansion->count = 1;
+				snprintf(job->expansion->targets[0].address,
+					 sizeof(job->expansion->targets[0].address), "%.*s",
+					 (int) ADDRESS_MAX, job->address);
+				job->expansion->targets[0].is_local = false;
+			}
+			free(d);
+		}
+		pthread_mutex_unlock(server->store_lock);
+		break;
+	}
+	case SMTP_JOB_BEGIN:
+		job->rc = queue_spool_begin(server->spool, &job->message, &job->err);
+		break;
+	case SMTP_JOB_WRITE:
+	case SMTP_JOB_COMMIT: {
+		struct evbuffer_iovec vec[16];
+		int n;
+
+		job->rc = 0;
+		while (job->rc == 0 && evbuffer_get_length(job->data) > 0) {
+			size_t taken = 0;
+
+			n = evbuffer_peek(job->data, -1, NULL, vec, ARRAY_LEN(vec));
+			if (n > (int) ARRAY_LEN(vec))
+				n = (int) ARRAY_LEN(vec);
+			for (int i = 0; i < n && job->rc == 0; i++) {
+				job->rc = queue_message_append(job->message, vec[i].iov_base,
+							       vec[i].iov_len, &job->err);
+				taken += vec[i].iov_len;
+			}
+			evbuffer_drain(job->data, taken);
+		}
+		if (job->rc == 0 && job->kind == SMTP_JOB_COMMIT)
+			job->rc = queue_spool_commit(job->message, &job->envelope, &job->err);
+		if (job->rc < 0) {
+			queue_spool_abort(job->message);
+			job->message = NULL;
+		}
+		break;
+	}
+	case SMTP_JOB_ABORT:
+		queue_spool_abort(job->message);
+		job->message = NULL;
+		job->rc = 0;
+		break;
+	}
+}
+
+static void job_free(struct smtp_job *job)
+{
+	if (job->data != NULL)
+		evbuffer_free(job->data);
+	if (job->has_envelope)
+		queue_envelope_clear(&job->envelope);
+	free(job->expansion);
+	free(job);
+}
+
+static void job_done(void *arg);
+
+static struct smtp_job *job_new(struct smtp_session *s, enum smtp_job_kind kind)
+{
+	struct smtp_job *job = calloc(1, sizeof(*job));
+
+	if (job == NULL)
+		return NULL;
+	job->kind = kind;
+	job->session = s;
+	job->server = s->server;
+	return job;
+}
+
+/* Hand a job to the pool; the session reads no more input until it is back. */
+static bool job_submit(struct smtp_session *s, struct smtp_job *job)
+{
+	if (worker_pool_submit(s->server->workers, job_run, job_done, job) < 0) {
+		job_free(job);
+		return false;
+	}
+	s->job = job;
+	return true;
+}
+
+/* An abort runs on its own: nobody waits for a file to be removed. */
+static void abort_message(struct smtp_session *s)
+{
+	struct smtp_job *job;
+
+	if (s->message == NULL)
+		return;
+	job = job_new(s, SMTP_JOB_ABORT);
+	if (job == NULL)
+		return; /* left in spool/tmp; removed at the next start */
+	job->session = NULL;
+	job->message = s->message;
+	s->message = NULL;
+	if (worker_pool_submit(s->server->workers, job_run, job_done, job) < 0)
+		job_free(job);
+}
+
+static void message_reset(struct smtp_session *s)
+{
+	abort_message(s);
+	evbuffer_drain(s->body, evbuffer_get_length(s->body));
+	s->body_bytes = 0;
+	s->queue_id[0] = '\0';
+	s->spool_failed = false;
+}
+
+void smtp_transaction_reset(struct smtp_session *s)
+{
+	message_reset(s);
+	s->tx.is_active = false;
+	s->tx.recipient_count = 0;
+	s->tx.rcpt_refused = 0;
+	s->tx.target_count = 0;
+	s->tx.is_failed = false;
+	memset(&s->tx.mail, 0, sizeof(s->tx.mail));
+	if (s->state != SMTP_STATE_CONNECTED)
+		s->state = SMTP_STATE_GREETED;
+}
+
+static void rcpt_done(struct smtp_session *s, struct smtp_job *job)
+{
+	struct smtp_transaction *tx = &s->tx;
+	char shown[LOG_ESCAPED_CAP];
+
+	if (job->rc < 0) {
+		log_warning("sid=%s smtp lookup failed: %s", s->sid, job->err.message);
+		smtp_session_reply(s, REPLY(451, "4.3.0", "Temporary lookup failure, try again"));
+		return;
+	}
+	switch (job->kind_found) {
+	case STORE_RECIPIENT_USER:
+	case STORE_RECIPIENT_ALIAS:
+		break;
+	case STORE_RECIPIENT_REMOTE:
+		if (job->is_bad_syntax) {
+			smtp_session_reply(s, REPLY(501, "5.1.3", "Bad recipient address syntax"));
+			return;
+		}
+		/* The relay hook: only an authenticated session may send to
+		 * other domains (SMTP AUTH sets is_authenticated). */
+		if (!s->is_authenticated) {
+			log_info("sid=%s smtp rcpt refused to=%s reason=relay", s->sid,
+				 log_escape(span_from_cstr(job->address), shown));
+			tx->rcpt_refused++;
+			smtp_session_reply(s, REPLY(554, "5.7.1", "Relay access denied"));
+			return;
+		}
+		break;
+	case STORE_RECIPIENT_UNKNOWN:
+		log_info("sid=%s smtp rcpt refused to=%s reason=unknown", s->sid,
+			 log_escape(span_from_cstr(job->address), shown));
+		tx->rcpt_refused++;
+		smtp_session_reply(s,
+				   REPLY(550, "5.1.1", "Recipient address rejected: User unknown"));
+		return;
+	case STORE_RECIPIENT_DISABLED:
+		tx->rcpt_refused++;
+		smtp_session_reply(s, REPLY(550, "5.2.1", "Mailbox disabled"));
+		return;
+	case STORE_RECIPIENT_LOOP:
+		log_warning("sid=%s smtp rcpt refused to=%s reason=alias-loop", s->sid,
+			    log_escape(span_from_cstr(job->address), shown));
+		tx->rcpt_refused++;
+		smtp_session_reply(s, REPLY(550, "5.4.6", "Alias loop detected"));
+		return;
+	case STORE_RECIPIENT_TOO_MANY:
+		tx->rcpt_refused++;
+		smtp_session_reply(s, REPLY(550, "5.5.3", "Alias expands to too many recipients"));
+		return;
+	}
+	if (tx->target_count + job->expansion->count > SMTP_TARGETS_MAX) {
+		smtp_session_reply(s, REPLY(452, "4.5.3", "Too many recipients"));
+		return;
+	}
+	tx->recipients[tx->recipient_count] = job->recipient;
+	for (size_t i = 0; i < job->expansion->count; i++) {
+		bool is_duplicate = false;
+
+		/* The same mailbox named twice in one transaction gets one copy. */
+		for (size_t j = 0; j < tx->target_count && !is_duplicate; j++)
+			is_duplicate = strcmp(tx->targets[j].address,
+					      job->expansion->targets[i].address) == 0;
+		if (is_duplicate)
+			continue;
+		tx->targets[tx->target_count] = job->expansion->targets[i];
+		tx->target_recipient[tx->target_count] = tx->recipient_count;
+		tx->target_count++;
+	}
+	tx->recipient_count++;
+	s->state = SMTP_STATE_RCPT;
+	smtp_session_reply(s, REPLY(250, "2.1.5", "Ok"));
+}
+
+static void add_received(struct smtp_session *s)
+{
+	char header[SMTP_RECEIVED_MAX];
+	struct smtp_received r = {
+		.helo = s->helo,
+		.client_ip = s->client_ip,
+		.hostname = s->server->config->hostname,
+		.queue_id = s->queue_id,
+		.recipient = s->tx.recipient_count == 1 ? s->tx.recipients[0].address : NULL,
+		.is_esmtp = s->is_esmtp,
+		.is_tls = false,
+		.is_authenticated = s->is_authenticated,
+		.is_utf8 = s->tx.mail.is_smtputf8,
+		.when = time(NULL),
+	};
+	size_t len = smtp_received_format(&r, header, sizeof(header));
+
+	if (len > 0)
+		evbuffer_add(s->body, header, len);
+}
+
+static void begin_done(struct smtp_session *s, struct smtp_job *job)
+{
+	if (job->rc < 0) {
+		log_warning("sid=%s smtp spool: %s", s->sid, job->err.message);
+		if (s->input_mode == SMTP_INPUT_CHUNK) {
+			/* The chunk is still read, then refused. */
+			s->chunk_refused = true;
+			s->chunk_reply = REPLY(452, "4.3.1", "Insufficient system storage");
+			smtp_transaction_reset(s);
+			return;
+		}
+		smtp_session_reply(s, REPLY(452, "4.3.1", "Insufficient system storage"));
+		return;
+	}
+	s->message = job->message;
+	job->message = NULL;
+	snprintf(s->queue_id, sizeof(s->queue_id), "%s", queue_message_id(s->message));
+	add_received(s);
+	if (s->input_mode == SMTP_INPUT_CHUNK)
+		return; /* the chunk's octets follow */
+	smtp_data_decoder_init(&s->decoder, s->server->config->max_line_length,
+			       s->server->config->max_message_size);
+	s->input_mode = SMTP_INPUT_DATA;
+	bufferevent_set_timeouts(s->bev, &(struct timeval){ SMTP_TIMEOUT_DATA_S, 0 },
+				 &(struct timeval){ SMTP_TIMEOUT_COMMAND_S, 0 });
+	smtp_session_reply(s, REPLY(354, NULL, "End data with <CR><LF>.<CR><LF>"));
+}
+
+static void commit_done(struct smtp_session *s, struct smtp_job *job)
+{
+	char from[LOG_ESCAPED_CAP];
+
+	s->message = NULL; /* committed or, on failure, aborted by the job */
+	if (job->rc < 0) {
+		log_warning("sid=%s smtp spool commit failed: %s", s->sid, job->err.message);
+		smtp_session_reply(s, REPLY(452, "4.3.1", "Insufficient system storage"));
+	} else {
+		log_info("sid=%s smtp queued qid=%s from=<%s> rcpts=%zu bytes=%llu", s->sid,
+			 s->queue_id,
+			 log_escape(span_from_cstr(s->tx.mail.reverse_path.address), from),
+			 s->tx.target_count, (unsigned long long) s->body_bytes);
+		if (s->server->on_queued != NULL)
+			s->server->on_queued(s->server->on_queued_ctx, s->queue_id);
+		snprintf(s->reply_text, sizeof(s->reply_text), "Ok: queued as %s", s->queue_id);
+		smtp_session_reply(s, REPLY(250, "2.0.0", s->reply_text));
+	}
+	s->queue_id[0] = '\0';
+	s->body_bytes = 0;
+	smtp_transaction_reset(s);
+}
+
+static void job_done(void *arg)
+{
+	struct smtp_job *job = arg;
+	struct smtp_session *s = job->session;
+
+	if (s == NULL) {
+		job_free(job); /* an abort nobody waits for */
+		return;
+	}
+	s->job = NULL;
+	if (s->is_stopped) {
+		/* The connection went away while the job was out. A message
+		 * that was being written is removed: it was never acknowledged.
+		 * One that was committed stays: it is durable, and delivered. */
+		if (job->kind == SMTP_JOB_COMMIT && job->rc == 0 && s->server->on_queued != NULL)
+			s->server->on_queued(s->server->on_queued_ctx, s->queue_id);
+		/* A commit consumed the message either way; a failed write aborted it. */
+		if (job->kind == SMTP_JOB_COMMIT || (job->kind == SMTP_JOB_WRITE && job->rc < 0))
+			s->message = NULL;
+		if (job->kind == SMTP_JOB_BEGIN && job->message != NULL) {
+			s->message = job->message;
+			job->message = NULL;
+		}
+		job_free(job);
+		session_free(s);
+		return;
+	}
+	switch (job->kind) {
+	case SMTP_JOB_RCPT:
+		rcpt_done(s, job);
+		break;
+	case SMTP_JOB_BEGIN:
+		begin_done(s, job);
+		break;
+	case SMTP_JOB_WRITE:
+		if (job->rc < 0) {
+			log_warning("sid=%s smtp spool write failed: %s", s->sid, job->err.message);
+			s->message = NULL;
+			s->spool_failed = true;
+		}
+		break;
+	case SMTP_JOB_COMMIT:
+		commit_done(s, job);
+		break;
+	case SMTP_JOB_ABORT:
+		break;
+	}
+	job_free(job);
+	process_input(s);
+}
+
+void smtp_session_lookup_rcpt(struct smtp_session *s, const struct smtp_rcpt_args *rcpt,
+			      const char *address)
+{
+	struct smtp_job *job = job_new(s, SMTP_JOB_RCPT);
+
+	if (job != NULL)
+		job->expansion = malloc(sizeof(*job->expansion));
+	if (job == NULL || job->expansion == NULL) {
+		if (job != NULL)
+			job_free(job);
+		smtp_session_reply(s, REPLY(451, "4.3.0", "Temporary failure, try again"));
+		return;
+	}
+	snprintf(job->address, sizeof(job->address), "%s", address);
+	snprintf(job->recipient.address, sizeof(job->recipient.address), "%s",
+		 rcpt->forward_path.address);
+	job->recipient.notify = rcpt->notify;
+	if (!job_submit(s, job))
+		smtp_session_reply(s, REPLY(451, "4.3.0", "Temporary failure, try again"));
+}
+
+void smtp_session_begin_message(struct smtp_session *s, bool is_bdat)
+{
+	struct smtp_job *job = job_new(s, SMTP_JOB_BEGIN);
+
+	(void) is_bdat;
+	if (job == NULL || !job_submit(s, job))
+		smtp_session_reply(s, REPLY(452, "4.3.1", "Insufficient system storage"));
+}
+
+void smtp_session_begin_chunk(struct smtp_session *s, uint64_t size, bool is_last, bool is_refused,
+			      struct smtp_reply refusal)
+{
+	s->input_mode = SMTP_INPUT_CHUNK;
+	s->chunk_remaining = size;
+	s->chunk_size = size;
+	s->chunk_is_last = is_last;
+	s->chunk_refused = is_refused;
+	s->chunk_reply = refusal;
+	bufferevent_set_timeouts(s->bev, &(struct timeval){ SMTP_TIMEOUT_DATA_S, 0 },
+				 &(struct timeval){ SMTP_TIMEOUT_COMMAND_S, 0 });
+	if (is_refused) {
+		/* A refused chunk ends the transaction (RFC 3030 4.2). */
+		smtp_transaction_reset(s);
+		return;
+	}
+	if (s->state != SMTP_STATE_BDAT) {
+		smtp_crlf_checker_init(&s->chunk_checker, s->server->config->max_line_length);
+		s->state = SMTP_STATE_BDAT;
+		smtp_session_begin_message(s, true);
+	}
+}
+
+/* ---- the envelope ------------------------------------------------------ */
+
+static int build_envelope(struct smtp_session *s, struct queue_envelope *env, struct error *err)
+{
+	struct smtp_transaction *tx = &s->tx;
+
+	queue_envelope_init(env);
+	env->received_at = (uint64_t) time(NULL);
+	env->is_smtputf8 = tx->mail.is_smtputf8;
+	env->body_type =
+		tx->mail.body == SMTP_BODY_8BITMIME ? QUEUE_BODY_8BITMIME : QUEUE_BODY_7BIT;
+	if (queue_envelope_string_set(&env->reverse_path,
+				      span_from_cstr(tx->mail.reverse_path.is_null
+							     ? ""
+							     : tx->mail.reverse_path.address),
+				      err) < 0 ||
+	    queue_envelope_string_set(&env->client_address, span_from_cstr(s->client_ip), err) <
+		    0 ||
+	    queue_envelope_string_set(&env->helo, span_from_cstr(s->helo), err) < 0)
+		return -1;
+	for (size_t i = 0; i < tx->target_count; i++) {
+		const struct smtp_recipient *r = &tx->recipients[tx->target_recipient[i]];
+		struct queue_recipient *qr;
+
+		if (queue_envelope_add_recipient(env, span_from_cstr(tx->targets[i].address), &qr,
+						 err) < 0)
+			return -1;
+		qr->notify = r->notify;
+		if (strcasecmp(r->address, tx->targets[i].address) != 0 &&
+		    queue_envelope_string_set(&qr->alias, span_from_cstr(r->address), err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* ---- message data ------------------------------------------------------ */
+
+static int body_sink(void *ctx, struct span bytes)
+{
+	struct smtp_session *s = ctx;
+
+	s->body_bytes += bytes.len;
+	return evbuffer_add(s->body, bytes.ptr, bytes.len);
+}
+
+/* Hand what was decoded so far to a worker. */
+static bool flush_body(struct smtp_session *s)
+{
+	struct smtp_job *job;
+
+	if (s->message == NULL || s->spool_failed)
+		return false;
+	job = job_new(s, SMTP_JOB_WRITE);
+	if (job == NULL || (job->data = evbuffer_new()) == NULL) {
+		if (job != NULL)
+			job_free(job);
+		s->spool_failed = true;
+		abort_message(s);
+		return false;
+	}
+	evbuffer_add_buffer(job->data, s->body);
+	job->message = s->message;
+	return job_submit(s, job);
+}
+
+/* The end of a message: refuse it, or commit it and answer when durable. */
+static void finish_message(struct smtp_session *s, enum smtp_data_error error)
+{
+	struct smtp_job *job;
+
+	bufferevent_set_timeouts(s->bev, &(struct timeval){ SMTP_TIMEOUT_COMMAND_S, 0 },
+				 &(struct timeval){ SMTP_TIMEOUT_COMMAND_S, 0 });
+	s->input_mode = SMTP_INPUT_COMMAND;
+	if (error != SMTP_DATA_ERROR_NONE || s->spool_failed || s->message == NULL) {
+		struct smtp_reply reply = REPLY(452, "4.3.1", "Insufficient system storage");
+
+		switch (error) {
+		case SMTP_DATA_ERROR_NONE:
+			break;
+		case SMTP_DATA_ERROR_BARE_LF:
+			reply = REPLY(550, "5.6.11",
+				      "Bare LF in message data is not allowed; "
+				      "lines must end with CRLF");
+			break;
+		case SMTP_DATA_ERROR_BARE_CR:
+			reply = REPLY(550, "5.6.11",
+				      "Bare CR in message data is not allowed; "
+				      "lines must end with CRLF");
+			break;
+		case SMTP_DATA_ERROR_NUL:
+			reply = REPLY(550, "5.6.0", "NUL bytes in message data are not allowed");
+			break;
+		case SMTP_DATA_ERROR_LINE_TOO_LONG:
+			reply = REPLY(500, "5.5.2", "Line too long in message data");
+			break;
+		case SMTP_DATA_ERROR_TOO_BIG:
+			reply = REPLY(552, "5.3.4",
+				      "Message size exceeds fixed maximum message size");
+			break;
+		case SMTP_DATA_ERROR_SINK_FAILED:
+			break;
+		}
+		log_info("sid=%s smtp message refused reason=%s", s->sid,
+			 error == SMTP_DATA_ERROR_NONE ? "spool" : smtp_data_error_name(error));
+		smtp_transaction_reset(s);
+		smtp_session_reply(s, reply);
+		return;
+	}
+	job = job_new(s, SMTP_JOB_COMMIT);
+	if (job == NULL || (job->data = evbuffer_new()) == NULL) {
+		if (job != NULL)
+			job_free(job);
+		smtp_transaction_reset(s);
+		smtp_session_reply(s, REPLY(452, "4.3.1", "Insufficient system storage"));
+		return;
+	}
+	evbuffer_add_buffer(job->data, s->body);
+	job->message = s->message;
+	job->has_envelope = true;
+	if (build_envelope(s, &job->envelope, &job->err) < 0 || !job_submit(s, job)) {
+		log_warning("sid=%s smtp envelope: %s", s->sid, job->err.message);
+		if (s->job != job)
+			job_free(job);
+		smtp_transaction_reset(s);
+		smtp_session_reply(s, REPLY(452, "4.3.1", "Insufficient system storage"));
+	}
+}
+
+/* DATA: decode what has arrived; returns false when it must wait. */
+static bool read_data(struct smtp_session *s, struct evbuffer *in)
+{
+	size_t avail = evbuffer_get_length(in);
+	size_t want = avail < SMTP_SPOOL_CHUNK ? avail : SMTP_SPOOL_CHUNK;
+	unsigned char *bytes = evbuffer_pullup(in, (ev_ssize_t) want);
+	size_t consumed = 0;
+	enum smtp_data_result result;
+
+	result = smtp_data_decode(&s->decoder, span_make((const char *) bytes, want), body_sink, s,
+				  &consumed);
+	evbuffer_drain(in, consumed);
+	if (result == SMTP_DATA_DONE) {
+		finish_message(s, s->decoder.line.error);
+		return s->job == NULL;
+	}
+	if (s->decoder.line.error != SMTP_DATA_ERROR_NONE)
+		evbuffer_drain(s->body, evbuffer_get_length(s->body)); /* it is refused anyway */
+	else if (evbuffer_get_length(s->body) >= SMTP_SPOOL_CHUNK)
+		flush_body(s);
+	return s->job == NULL && consumed > 0;
+}
+
+/* BDAT: take the chunk's octets; returns false when it must wait. */
+static bool read_chunk(struct smtp_session *s, struct evbuffer *in)
+{
+	size_t avail = evbuffer_get_length(in);
+	size_t take = avail < s->chunk_remaining ? avail : (size_t) s->chunk_remaining;
+
+	if (take > SMTP_SPOOL_CHUNK)
+		take = SMTP_SPOOL_CHUNK;
+	if (s->chunk_refused || s->message == NULL) {
+		evbuffer_drain(in, take);
+	} else {
+		unsigned char *bytes = evbuffer_pullup(in, (ev_ssize_t) take);
+
+		smtp_crlf_checker_feed(&s->chunk_checker, span_make((const char *) bytes, take));
+		if (s->chunk_checker.error == SMTP_DATA_ERROR_NONE)
+			evbuffer_add(s->body, bytes, take);
+		s->body_bytes += take;
+		evbuffer_drain(in, take);
+	}
+	s->chunk_remaining -= take;
+	if (s->chunk_remaining > 0) {
+		if (!s->chunk_refused && evbuffer_get_length(s->body) >= SMTP_SPOOL_CHUNK)
+			flush_body(s);
+		return s->job == NULL && take > 0;
+	}
+	/* The chunk is complete. */
+	if (s->chunk_refused) {
+		s->input_mode = SMTP_INPUT_COMMAND;
+		smtp_session_reply(s, s->chunk_reply);
+		return true;
+	}
+	if (s->chunk_is_last) {
+		enum smtp_data_error error = smtp_crlf_checker_finish(&s->chunk_checker);
+
+		if (error == SMTP_DATA_ERROR_NONE &&
+		    s->body_bytes > s->server->config->max_message_size)
+			error = SMTP_DATA_ERROR_TOO_BIG;
+		finish_message(s, error);
+		return s->job == NULL;
+	}
+	s->input_mode = SMTP_INPUT_COMMAND;
+	if (s->chunk_checker.error != SMTP_DATA_ERROR_NONE) {
+		/* RFC 3030 4.2: after an error reply the client sends no
+		 * further chunks of this message. */
+		finish_message(s, s->chunk_checker.error);
+		return s->job == NULL;
+	}
+	snprintf(s->reply_text, sizeof(s->reply_text), "%llu octets received",
+		 (unsigned long long) s->chunk_size);
+	smtp_session_reply(s, REPLY(250, "2.0.0", s->reply_text));
+	return true;
+}
+
+/* ---- command lines ----------------------------------------------------- */
+
+static struct smtp_reply line_refusal(enum smtp_line_result result)
+{
+	switch (result) {
+	case SMTP_LINE_HAS_NUL:
+		return REPLY(500, "5.5.2", "NUL bytes are not allowed in commands");
+	case SMTP_LINE_HAS_BARE_CR:
+		return REPLY(500, "5.5.2", "Bare CR is not allowed; lines end with CRLF");
+	case SMTP_LINE_HAS_BARE_LF:
+	case SMTP_LINE_OK:
+		break;
+	}
+	return REPLY(500, "5.5.2", "Bare LF is not allowed; lines end with CRLF");
+}
+
+/* One command line; returns false when it must wait (or the input is short). */
+static bool read_command(struct smtp_session *s, struct evbuffer *in)
+{
+	struct evbuffer_ptr lf = evbuffer_search(in, "\n", 1, NULL);
+	size_t len;
+	unsigned char *bytes;
+	struct span line;
+	enum smtp_line_result check;
+
+	if (s->input_mode == SMTP_INPUT_DISCARD_LINE) {
+		if (lf.pos < 0) {
+			evbuffer_drain(in, evbuffer_get_length(in));
+			return false;
+		}
+		evbuffer_drain(in, (size_t) lf.pos + 1);
+		s->input_mode = SMTP_INPUT_COMMAND;
+		return true;
+	}
+	if (lf.pos < 0) {
+		if (evbuffer_get_length(in) > SMTP_MAIL_LINE_MAX) {
+			/* Too long already: answer now, drop the rest of it. */
+			evbuffer_drain(in, evbuffer_get_length(in));
+			s->input_mode = SMTP_INPUT_DISCARD_LINE;
+			smtp_session_reply(s, REPLY(500, "5.5.2", "Line too long"));
+			return s->bev != NULL;
+		}
+		return false;
+	}
+	len = (size_t) lf.pos + 1;
+	if (len > SMTP_COMMAND_LINE_MAX) {
+		/* Only MAIL and RCPT may be longer, by what their extensions add. */
+		struct span verb, args;
+		size_t max = SMTP_COMMAND_LINE_MAX;
+
+		bytes = evbuffer_pullup(in, (ev_ssize_t) (len < 8 ? len : 8));
+		smtp_command_split(span_make((const char *) bytes, len < 8 ? len : 8), &verb,
+				   &args);
+		if (span_eq_cstr_nocase(verb, "MAIL"))
+			max = SMTP_MAIL_LINE_MAX;
+		else if (span_eq_cstr_nocase(verb, "RCPT"))
+			max = SMTP_RCPT_LINE_MAX;
+		if (len > max) {
+			evbuffer_drain(in, len);
+			smtp_session_reply(s, REPLY(500, "5.5.2", "Line too long"));
+			return true;
+		}
+	}
+	bytes = evbuffer_pullup(in, (ev_ssize_t) len);
+	line = span_make((const char *) bytes, len - 1);
+	if (line.len == 0 || line.ptr[line.len - 1] != '\r') {
+		evbuffer_drain(in, len);
+		smtp_session_reply(s, line_refusal(SMTP_LINE_HAS_BARE_LF));
+		return true;
+	}
+	line.len--;
+	check = smtp_line_check(line);
+	if (check != SMTP_LINE_OK) {
+		evbuffer_drain(in, len);
+		smtp_session_reply(s, line_refusal(check));
+		return true;
+	}
+	{
+		/* The handler may keep pointers into the line only until it
+		 * returns; copy it out of the buffer before draining. */
+		char copy[SMTP_MAIL_LINE_MAX];
+		struct smtp_reply reply;
+
+		memcpy(copy, line.ptr, line.len);
+		evbuffer_drain(in, len);
+		if (log_enabled(LOG_LEVEL_DEBUG)) {
+			char shown[LOG_ESCAPED_CAP];
+			struct span verb, args;
+
+			smtp_command_split(span_make(copy, line.len), &verb, &args);
+			/* An AUTH line carries credentials: its verb alone is traced. */
+			log_debug("sid=%s smtp command line=%s", s->sid,
+				  log_escape(span_eq_cstr_nocase(verb, "AUTH")
+						     ? verb
+						     : span_make(copy, line.len),
+					     shown));
+		}
+		reply = line.len == 0 ? REPLY(500, "5.5.2", "Empty command")
+				      : smtp_command_dispatch(s, span_make(copy, line.len));
+		smtp_session_reply(s, reply);
+	}
+	return s->job == NULL;
+}
+
+static void process_input(struct smtp_session *s)
+{
+	while (s->bev != NULL && s->job == NULL && !s->is_quitting) {
+		struct evbuffer *in = bufferevent_get_input(s->bev);
+		bool more;
+
+		/* A client that pipelines without reading our replies waits
+		 * until it has read them: on_write resumes us. */
+		if (evbuffer_get_length(bufferevent_get_output(s->bev)) > SMTP_OUTPUT_HIGH_WATER)
+			break;
+
+		if (evbuffer_get_length(in) == 0) {
+			/* DATA may end in a chunk the worker still holds. */
+			break;
+		}
+		switch (s->input_mode) {
+		case SMTP_INPUT_DATA:
+			more = read_data(s, in);
+			break;
+		case SMTP_INPUT_CHUNK:
+			more = read_chunk(s, in);
+			break;
+		case SMTP_INPUT_COMMAND:
+		case SMTP_INPUT_DISCARD_LINE:
+		default:
+			more = read_command(s, in);
+			break;
+		}
+		if (!more)
+			break;
+	}
+	/* A zero-length BDAT chunk ends without reading a byte. */
+	if (s->bev != NULL && s->job == NULL && s->input_mode == SMTP_INPUT_CHUNK &&
+	    s->chunk_remaining == 0)
+		read_chunk(s, bufferevent_get_input(s->bev));
+}
+
+/* ---- bufferevent callbacks --------------------------------------------- */
+
+static void on_read(struct bufferevent *bev, void *ctx)
+{
+	(void) bev;
+	process_input(ctx);
+}
+
+static void on_write(struct bufferevent *bev, void *ctx)
+{
+	struct smtp_session *s = ctx;
+
+	if (s->is_quitting) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			s->close(s->close_ctx, "quit");
+		return;
+	}
+	process_input(s);
+}
+
+static void on_event(struct bufferevent *bev, short events, void *ctx)
+{
+	struct smtp_session *s = ctx;
+
+	(void) bev;
+	if (events & BEV_EVENT_TIMEOUT) {
+		write_reply(s, REPLY(421, "4.4.2", "Timeout, closing connection"));
+		s->is_quitting = true;
+		bufferevent_disable(s->bev, EV_READ);
+		bufferevent_set_timeouts(s->bev, NULL, &(struct timeval){ 10, 0 });
+		/* If even the goodbye cannot be written, give up. */
+		if (events & BEV_EVENT_WRITING)
+			s->close(s->close_ctx, "timeout");
+		return;
+	}
+	if (events & BEV_EVENT_EOF) {
+		s->close(s->close_ctx, s->is_quitting ? "quit" : "eof");
+		return;
+	}
+	if (events & BEV_EVENT_ERROR)
+		s->close(s->close_ctx, s->is_quitting ? "quit" : "reset");
+}
+
+/* ---- life cycle -------------------------------------------------------- */
+
+struct smtp_session *smtp_session_start(struct smtp_server *server, struct bufferevent *bev,
+					const struct smtp_session_params *params)
+{
+	struct smtp_session *s = calloc(1, sizeof(*s));
+	size_t max = server->config->max_recipients;
+
+	if (s == NULL)
+		return NULL;
+	s->server = server;
+	s->bev = bev;
+	s->close = params->close;
+	s->close_ctx = params->close_ctx;
+	s->client_port = params->client_port;
+	snprintf(s->sid, sizeof(s->sid), "%s", params->sid);
+	snprintf(s->client_ip, sizeof(s->client_ip), "%s", params->client_ip);
+	snprintf(s->listener, sizeof(s->listener), "%s", params->listener);
+	s->tx.recipients = calloc(max, sizeof(*s->tx.recipients));
+	s->tx.targets = calloc(SMTP_TARGETS_MAX, sizeof(*s->tx.targets));
+	s->tx.target_recipient = calloc(SMTP_TARGETS_MAX, sizeof(*s->tx.target_recipient));
+	s->body = evbuffer_new();
+	if (s->tx.recipients == NULL || s->tx.targets == NULL || s->tx.target_recipient == NULL ||
+	    s->body == NULL) {
+		session_free(s);
+		return NULL;
+	}
+	/* A transaction keeps the recipient limit it started with, even if a
+	 * reload lowers it. */
+	s->tx.recipients_cap = max;
+	bufferevent_setcb(bev, on_read, on_write, on_event, s);
+	bufferevent_setwatermark(bev, EV_READ, 0, SMTP_INPUT_HIGH_WATER);
+	bufferevent_set_timeouts(bev, &(struct timeval){ SMTP_TIMEOUT_COMMAND_S, 0 },
+				 &(struct timeval){ SMTP_TIMEOUT_COMMAND_S, 0 });
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	snprintf(s->reply_text, sizeof(s->reply_text), "%s ESMTP", server->config->hostname);
+	write_reply(s, REPLY(220, NULL, s->reply_text));
+	return s;
+}
+
+static void session_free(struct smtp_session *s)
+{
+	abort_message(s);
+	if (s->body != NULL)
+		evbuffer_free(s->body);
+	free(s->tx.recipients);
+	free(s->tx.targets);
+	free(s->tx.target_recipient);
+	free(s);
+}
+
+void smtp_session_stop(struct smtp_session *s)
+{
+	if (s == NULL)
+		return;
+	s->bev = NULL;
+	s->is_stopped = true;
+	{
+		char counts[512] = "";
+		size_t o = 0;
+
+		for (size_t i = 0; i < smtp_command_count() && o + 32 < sizeof(counts); i++) {
+			if (s->command_counts[i] == 0)
+				continue;
+			o += (size_t) snprintf(counts + o, sizeof(counts) - o, " %s=%u",
+					       smtp_command_name(i), s->command_counts[i]);
+		}
+		for (size_t i = 0; counts[i] != '\0' && i < o; i++)
+			if (counts[i] >= 'A' && counts[i] <= 'Z')
+				counts[i] = (char) (counts[i] + 32);
+		counts[o] = '\0';
+		log_info("sid=%s smtp commands%s errors=%u", s->sid, counts, s->errors);
+	}
+	if (s->job != NULL)
+		return; /* freed when the job comes back */
+	session_free(s);
+}
