@@ -26,6 +26,8 @@ enum config_type {
 	CONFIG_TYPE_LISTEN,
 	CONFIG_TYPE_SIZE,  /* bytes, with an optional K, M or G suffix (binary) */
 	CONFIG_TYPE_COUNT, /* a whole number */
+	CONFIG_TYPE_BOOL,  /* yes or no */
+	CONFIG_TYPE_TLS_PROFILE,
 };
 
 enum config_scope {
@@ -75,6 +77,8 @@ static const struct config_key config_keys[] = {
 	TOP_RANGE(max_recipients, CONFIG_TYPE_COUNT,   "100", 1, 10000),
 	TOP_RANGE(max_line_length, CONFIG_TYPE_COUNT,  "1000", 1000, 1 << 20),
 	LISTENER(listen,        CONFIG_TYPE_LISTEN,    ""),
+	LISTENER(tls_profile,   CONFIG_TYPE_TLS_PROFILE, "modern"),
+	LISTENER(starttls,      CONFIG_TYPE_BOOL,      "yes"),
 };
 // clang-format on
 
@@ -337,6 +341,24 @@ static int set_value(const struct value_context *vc, const struct config_key *ke
 	}
 	case CONFIG_TYPE_LISTEN:
 		return parse_listen(vc, key, value, (struct config_listener *) base);
+	case CONFIG_TYPE_BOOL:
+		if (span_eq_cstr(value, "yes") || span_eq_cstr(value, "true") ||
+		    span_eq_cstr(value, "on"))
+			*(bool *) (void *) field = true;
+		else if (span_eq_cstr(value, "no") || span_eq_cstr(value, "false") ||
+			 span_eq_cstr(value, "off"))
+			*(bool *) (void *) field = false;
+		else
+			return value_error(vc, key, "must be yes or no");
+		return 0;
+	case CONFIG_TYPE_TLS_PROFILE:
+		if (span_eq_cstr(value, "modern"))
+			*(enum config_tls_profile *) (void *) field = CONFIG_TLS_PROFILE_MODERN;
+		else if (span_eq_cstr(value, "legacy"))
+			*(enum config_tls_profile *) (void *) field = CONFIG_TLS_PROFILE_LEGACY;
+		else
+			return value_error(vc, key, "must be modern or legacy");
+		return 0;
 	case CONFIG_TYPE_SIZE:
 	case CONFIG_TYPE_COUNT: {
 		uint64_t n;
@@ -371,10 +393,16 @@ void config_init_defaults(struct config *config_out)
 	for (size_t i = 0; i < ARRAY_LEN(config_keys); i++) {
 		const struct config_key *key = &config_keys[i];
 
-		if (key->scope != CONFIG_SCOPE_TOP || key->default_value[0] == '\0')
+		if (key->default_value[0] == '\0')
 			continue;
 		/* Defaults are constants checked by the unit tests; they cannot fail. */
-		(void) set_value(&vc, key, span_from_cstr(key->default_value), config_out);
+		if (key->scope == CONFIG_SCOPE_TOP) {
+			(void) set_value(&vc, key, span_from_cstr(key->default_value), config_out);
+			continue;
+		}
+		for (int kind = 0; kind < CONFIG_LISTENER_KIND_COUNT; kind++)
+			(void) set_value(&vc, key, span_from_cstr(key->default_value),
+					 &config_out->listeners[kind]);
 	}
 }
 
@@ -751,6 +779,16 @@ static void print_value(FILE *out, const struct config_key *key, const void *bas
 		break;
 	case CONFIG_TYPE_COUNT:
 		fprintf(out, "%llu", (unsigned long long) *(const uint64_t *) (const void *) field);
+		break;
+	case CONFIG_TYPE_BOOL:
+		fputs(*(const bool *) (const void *) field ? "yes" : "no", out);
+		break;
+	case CONFIG_TYPE_TLS_PROFILE:
+		fputs(*(const enum config_tls_profile *) (const void *) field ==
+				      CONFIG_TLS_PROFILE_LEGACY
+			      ? "legacy"
+			      : "modern",
+		      out);
 		break;
 	case CONFIG_TYPE_SIZE: {
 		uint64_t n = *(const uint64_t *) (const void *) field;

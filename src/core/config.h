@@ -45,10 +45,19 @@ struct config_address {
 	uint16_t port;
 };
 
+/* The TLS profile of a listener (the protocol versions and suites are in
+ * src/tls/context.c). */
+enum config_tls_profile {
+	CONFIG_TLS_PROFILE_MODERN = 0, /* TLS 1.2 and 1.3 */
+	CONFIG_TLS_PROFILE_LEGACY,     /* adds TLS 1.0/1.1 with AES-CBC, for Vista-era clients */
+};
+
 struct config_listener {
 	bool is_enabled; /* its section is present */
 	size_t listen_count;
 	struct config_address listen[CONFIG_LISTEN_MAX];
+	enum config_tls_profile tls_profile;
+	bool starttls; /* offer STARTTLS (mx, submission) */
 };
 
 struct config {

@@ -26,6 +26,7 @@
 #include "queue/manager.h"
 #include "queue/spool.h"
 #include "smtp/server.h"
+#include "tls/context.h"
 
 #define DAEMON_LISTEN_BACKLOG  511  /* as nginx and Apache: the kernel caps it at somaxconn */
 #define DAEMON_ACCEPT_PAUSE_MS 1000 /* after accept() fails (EMFILE): let sessions end first */
@@ -54,11 +55,15 @@ struct daemon_session;
  */
 typedef void daemon_protocol_start_fn(struct daemon_session *session);
 typedef void daemon_protocol_stop_fn(struct daemon_session *session);
+/* Shutdown has begun: end the session at the next clean point (may close it
+ * at once). NULL: the session runs until it ends or the timeout. */
+typedef void daemon_protocol_drain_fn(struct daemon_session *session);
 
 struct daemon_protocol {
 	const char *name; /* in the "listening" log line */
 	daemon_protocol_start_fn *start;
 	daemon_protocol_stop_fn *stop;
+	daemon_protocol_drain_fn *drain;
 };
 
 /* The engine that serves each kind of listener (protocol.c). */
@@ -97,6 +102,8 @@ struct daemon {
 	struct queue_spool *spool;
 	struct queue_manager *queue;
 	struct smtp_server smtp;
+	/* One TLS context per profile in use (NULL otherwise), loaded as root. */
+	struct tls_context *tls[2]; /* [CONFIG_TLS_PROFILE_MODERN], [..._LEGACY] */
 
 	struct daemon_listener listeners[DAEMON_LISTENER_MAX];
 	size_t listener_count;

@@ -265,6 +265,27 @@ void daemon_message_queued(void *ctx, const char *queue_id)
 		queue_manager_submit(daemon->queue, queue_id, true);
 }
 
+/* Still root: the key may be readable by root alone. The modern profile
+ * always exists (it also checks the certificate and key at start); the
+ * legacy one when a listener asks for it. */
+static void load_tls_contexts(struct daemon *daemon)
+{
+	struct error err;
+	bool is_legacy_used = false;
+
+	for (int kind = 0; kind < CONFIG_LISTENER_KIND_COUNT; kind++)
+		if (daemon->config.listeners[kind].is_enabled &&
+		    daemon->config.listeners[kind].tls_profile == CONFIG_TLS_PROFILE_LEGACY)
+			is_legacy_used = true;
+	if (tls_context_new(daemon->config.tls_cert, daemon->config.tls_key, TLS_PROFILE_MODERN,
+			    &daemon->tls[CONFIG_TLS_PROFILE_MODERN], &err) < 0)
+		daemon_fatal(DAEMON_EXIT_FAILURE, "TLS certificate and key: %s", err.message);
+	if (is_legacy_used &&
+	    tls_context_new(daemon->config.tls_cert, daemon->config.tls_key, TLS_PROFILE_LEGACY,
+			    &daemon->tls[CONFIG_TLS_PROFILE_LEGACY], &err) < 0)
+		daemon_fatal(DAEMON_EXIT_FAILURE, "TLS certificate and key: %s", err.message);
+}
+
 static void shut_down(struct daemon *daemon)
 {
 	daemon_sessions_close_all(daemon, "shutdown");
@@ -273,6 +294,10 @@ static void shut_down(struct daemon *daemon)
 	daemon_signals_free(daemon);
 	event_base_free(daemon->base);
 	daemon->base = NULL;
+	for (size_t i = 0; i < ARRAY_LEN(daemon->tls); i++) {
+		tls_context_free(daemon->tls[i]);
+		daemon->tls[i] = NULL;
+	}
 	store_close(daemon->store);
 	daemon->store = NULL;
 	if (daemon->pid_path[0] != '\0' && unlink(daemon->pid_path) != 0)
@@ -337,8 +362,7 @@ int main(int argc, char **argv)
 		daemon_dirs_prepare(&daemon->config, NULL);
 	}
 	/* Still root here: the key may be readable by root alone. */
-	if (tls_cert_check_pair(daemon->config.tls_cert, daemon->config.tls_key, &err) < 0)
-		daemon_fatal(DAEMON_EXIT_FAILURE, "TLS certificate and key: %s", err.message);
+	load_tls_contexts(daemon);
 	daemon_listeners_bind(daemon);
 	if (daemon->is_root)
 		daemon_privileges_drop(&user);

@@ -29,7 +29,9 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 
+#include "core/log.h"
 #include "daemon/internal.h"
+#include "tls/upgrade.h"
 
 #define UNAVAILABLE_LINGER_MS	10000
 #define UNAVAILABLE_DISCARD_MAX 65536
@@ -153,8 +155,28 @@ static void smtp_close(void *ctx, const char *reason)
 	daemon_session_close(ctx, reason);
 }
 
+/* STARTTLS: the TLS bufferevent replaces the plain one on the same socket;
+ * the session owns the new one from now on. */
+static struct bufferevent *smtp_start_tls(void *ctx, struct bufferevent *plain)
+{
+	struct daemon_session *session = ctx;
+	const struct config_listener *l = &session->daemon->config.listeners[session->listener->kind];
+	struct error err;
+	struct bufferevent *bev =
+		tls_bufferevent_upgrade(plain, session->daemon->tls[l->tls_profile], &err);
+
+	if (bev == NULL) {
+		log_warning("sid=%s tls upgrade failed: %s", session->sid, err.message);
+		return NULL;
+	}
+	session->bev = bev;
+	return bev;
+}
+
 static void smtp_start(struct daemon_session *session)
 {
+	const struct config_listener *listener =
+		&session->daemon->config.listeners[session->listener->kind];
 	char ip[DAEMON_ADDRESS_CAP];
 	uint64_t port = 0;
 	struct span host, port_text;
@@ -164,6 +186,9 @@ static void smtp_start(struct daemon_session *session)
 		.listener = config_listener_name(session->listener->kind),
 		.close = smtp_close,
 		.close_ctx = session,
+		.is_starttls_offered = listener->starttls &&
+				       session->daemon->tls[listener->tls_profile] != NULL,
+		.start_tls = smtp_start_tls,
 	};
 
 	/* session->client is "ip:port" or "[ip6]:port". */
@@ -183,6 +208,11 @@ static void smtp_start(struct daemon_session *session)
 		daemon_session_close(session, "out-of-memory");
 }
 
+static void smtp_drain(struct daemon_session *session)
+{
+	smtp_session_drain(session->protocol_state);
+}
+
 static void smtp_stop(struct daemon_session *session)
 {
 	smtp_session_stop(session->protocol_state);
@@ -190,13 +220,13 @@ static void smtp_stop(struct daemon_session *session)
 }
 
 static const struct daemon_protocol daemon_protocols[CONFIG_LISTENER_KIND_COUNT] = {
-	/* listener                       name                start                    stop */
-	[CONFIG_LISTENER_MX]          = { "smtp",             smtp_start,             smtp_stop },
-	[CONFIG_LISTENER_SUBMISSION]  = { "smtp-unavailable", smtp_unavailable_start, unavailable_stop },
-	[CONFIG_LISTENER_SUBMISSIONS] = { "tls-unavailable",  tls_unavailable_start,  NULL },
-	[CONFIG_LISTENER_POP3]        = { "pop3-unavailable", pop3_unavailable_start, unavailable_stop },
-	[CONFIG_LISTENER_POP3S]       = { "tls-unavailable",  tls_unavailable_start,  NULL },
-	[CONFIG_LISTENER_HTTP]        = { "http-unavailable", http_unavailable_start, unavailable_stop },
+	/* listener                       name                start                   stop              drain */
+	[CONFIG_LISTENER_MX]          = { "smtp",             smtp_start,             smtp_stop,        smtp_drain },
+	[CONFIG_LISTENER_SUBMISSION]  = { "smtp-unavailable", smtp_unavailable_start, unavailable_stop, NULL },
+	[CONFIG_LISTENER_SUBMISSIONS] = { "tls-unavailable",  tls_unavailable_start,  NULL,             NULL },
+	[CONFIG_LISTENER_POP3]        = { "pop3-unavailable", pop3_unavailable_start, unavailable_stop, NULL },
+	[CONFIG_LISTENER_POP3S]       = { "tls-unavailable",  tls_unavailable_start,  NULL,             NULL },
+	[CONFIG_LISTENER_HTTP]        = { "http-unavailable", http_unavailable_start, unavailable_stop, NULL },
 };
 // clang-format on
 

@@ -18,6 +18,7 @@
 
 #include "core/log.h"
 #include "daemon/internal.h"
+#include "tls/upgrade.h"
 
 static void format_client(const struct sockaddr *addr, int addr_len, char *out, size_t out_cap)
 {
@@ -76,6 +77,9 @@ void daemon_session_close(struct daemon_session *session, const char *reason)
 
 	if (session->protocol->stop != NULL)
 		session->protocol->stop(session);
+	/* Sends close_notify on a TLS session so OpenSSL keeps it resumable
+	 * (Outlook resumes by session ID); nothing on a plain one. */
+	tls_bufferevent_shutdown(session->bev);
 	bufferevent_free(session->bev);
 	log_info("sid=%s disconnect listener=%s reason=%s duration_ms=%llu", session->sid,
 		 config_listener_name(session->listener->kind), reason,

@@ -69,6 +69,13 @@ static void on_shutdown_signal(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	evtimer_add(daemon->shutdown_timer, &timeout);
+	/* Idle sessions are told goodbye now; busy ones finish first. */
+	for (struct daemon_session *session = daemon->sessions, *next; session != NULL;
+	     session = next) {
+		next = session->next;
+		if (session->protocol->drain != NULL)
+			session->protocol->drain(session);
+	}
 }
 
 static void on_shutdown_timeout(evutil_socket_t fd, short what, void *arg)
@@ -226,4 +233,9 @@ void daemon_signals_free(struct daemon *daemon)
 	if (daemon->shutdown_timer != NULL)
 		event_free(daemon->shutdown_timer);
 	daemon->shutdown_timer = NULL;
+	/* Already on the way out (finishing worker jobs): another signal must
+	 * not kill the process half-way through its clean-up. */
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
 }

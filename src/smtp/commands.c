@@ -22,14 +22,15 @@ struct smtp_command {
 #define IN(state) (1u << (state))
 #define ANY_STATE ((1u << SMTP_STATE_COUNT) - 1)
 
-static smtp_handler_fn do_ehlo, do_helo, do_mail, do_rcpt, do_data, do_bdat, do_rset, do_noop,
-	do_quit, do_vrfy, do_expn, do_help;
+static smtp_handler_fn do_starttls, do_ehlo, do_helo, do_mail, do_rcpt, do_data, do_bdat, do_rset,
+	do_noop, do_quit, do_vrfy, do_expn, do_help;
 
 // clang-format off
 static const struct smtp_command smtp_commands[] = {
 	/* verb     accepted in                                  handler */
 	{ "EHLO",   ANY_STATE,                                   do_ehlo },
 	{ "HELO",   ANY_STATE,                                   do_helo },
+	{ "STARTTLS", IN(SMTP_STATE_CONNECTED) | IN(SMTP_STATE_GREETED), do_starttls },
 	{ "MAIL",   IN(SMTP_STATE_GREETED),                      do_mail },
 	{ "RCPT",   IN(SMTP_STATE_MAIL) | IN(SMTP_STATE_RCPT),   do_rcpt },
 	{ "DATA",   IN(SMTP_STATE_MAIL) | IN(SMTP_STATE_RCPT),   do_data },
@@ -78,6 +79,9 @@ struct smtp_reply smtp_command_dispatch(struct smtp_session *s, struct span line
 			return REPLY(503, "5.5.1", "Bad sequence of commands: BDAT expected");
 		if (span_eq_cstr_nocase(verb, "MAIL"))
 			return REPLY(503, "5.5.1", "Bad sequence of commands: nested MAIL");
+		if (span_eq_cstr_nocase(verb, "STARTTLS"))
+			return REPLY(503, "5.5.1",
+				     "Bad sequence of commands: not inside a transaction");
 		return REPLY(503, "5.5.1", "Bad sequence of commands: send MAIL first");
 	}
 	return cmd->handle(s, args);
@@ -101,8 +105,9 @@ static struct smtp_reply greet(struct smtp_session *s, struct span args, bool is
 	/* No enhanced code on EHLO lines: the keywords must stand alone
 	 * (RFC 2034 3 exempts the EHLO response). */
 	snprintf(s->reply_text, sizeof(s->reply_text),
-		 "%s\nPIPELINING\nSIZE %llu\n8BITMIME\nENHANCEDSTATUSCODES\nSMTPUTF8\nCHUNKING",
-		 config->hostname, (unsigned long long) config->max_message_size);
+		 "%s\nPIPELINING\nSIZE %llu\n8BITMIME\nENHANCEDSTATUSCODES\nSMTPUTF8\nCHUNKING%s",
+		 config->hostname, (unsigned long long) config->max_message_size,
+		 s->is_starttls_offered && !s->is_tls ? "\nSTARTTLS" : "");
 	return REPLY(250, NULL, s->reply_text);
 }
 
@@ -114,6 +119,17 @@ static struct smtp_reply do_ehlo(struct smtp_session *s, struct span args)
 static struct smtp_reply do_helo(struct smtp_session *s, struct span args)
 {
 	return greet(s, args, false);
+}
+
+static struct smtp_reply do_starttls(struct smtp_session *s, struct span args)
+{
+	if (!s->is_starttls_offered || s->is_tls)
+		return s->is_tls ? REPLY(503, "5.5.1", "TLS already active")
+				 : REPLY(502, "5.5.1", "STARTTLS is not offered here");
+	if (args.len > 0)
+		return REPLY(501, "5.5.4", "Syntax: STARTTLS");
+	smtp_session_start_tls(s);
+	return REPLY(220, "2.0.0", "Ready to start TLS");
 }
 
 static struct smtp_reply do_mail(struct smtp_session *s, struct span args)
@@ -276,6 +292,6 @@ static struct smtp_reply do_help(struct smtp_session *s, struct span args)
 	(void) s;
 	(void) args;
 	return REPLY(214, "2.0.0",
-		     "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP\n"
+		     "Commands: EHLO HELO STARTTLS MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP\n"
 		     "See RFC 5321");
 }

@@ -95,9 +95,14 @@ struct smtp_session {
 	bool is_esmtp;
 	char helo[SMTP_HELO_MAX + 1];
 	bool is_authenticated; /* set by SMTP AUTH; relaying needs it */
-	bool is_quitting;      /* reply written; close once flushed */
-	bool is_stopped;       /* the daemon ended the session */
-	struct smtp_job *job;  /* the worker job out, if any */
+	bool is_tls;	       /* after STARTTLS (or on an implicit-TLS listener) */
+	bool is_starttls_offered;
+	bool is_upgrading; /* 220 to STARTTLS written: upgrade once it is flushed */
+	smtp_start_tls_fn *start_tls;
+	bool is_quitting;     /* reply written; close once flushed */
+	bool is_stopped;      /* the daemon ended the session */
+	bool is_draining;     /* shutting down: 421 at the next clean point */
+	struct smtp_job *job; /* the worker job out, if any */
 
 	struct smtp_transaction tx;
 
@@ -135,6 +140,9 @@ void smtp_session_lookup_rcpt(struct smtp_session *s, const struct smtp_rcpt_arg
 /* Start receiving a message: DATA (is_bdat false) or a first BDAT chunk. */
 void smtp_session_begin_message(struct smtp_session *s, bool is_bdat);
 /* A BDAT command for the current message. */
+/* STARTTLS accepted: nothing more is read in plaintext; the upgrade follows
+ * once the reply is flushed (RFC 3207 4.2). */
+void smtp_session_start_tls(struct smtp_session *s);
 void smtp_session_begin_chunk(struct smtp_session *s, uint64_t size, bool is_last, bool is_refused,
 			      struct smtp_reply refusal);
 

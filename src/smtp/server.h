@@ -40,13 +40,20 @@ struct smtp_server {
  * log "disconnect" with reason). Called at most once. */
 typedef void smtp_session_close_fn(void *ctx, const char *reason);
 
+/* STARTTLS: replace plain (all of whose input is discarded) with a TLS
+ * bufferevent in the accepting state on the same socket; NULL on failure
+ * (plain is then still usable). Called once the 220 has been written. */
+typedef struct bufferevent *smtp_start_tls_fn(void *ctx, struct bufferevent *plain);
+
 struct smtp_session_params {
 	const char *sid;
 	const char *client_ip;
 	uint16_t client_port;
 	const char *listener; /* "mx", "submission", ... for logs */
 	smtp_session_close_fn *close;
-	void *close_ctx;
+	void *close_ctx; /* also given to start_tls */
+	bool is_starttls_offered;
+	smtp_start_tls_fn *start_tls;
 };
 
 struct smtp_session;
@@ -60,8 +67,8 @@ struct smtp_session *smtp_session_start(struct smtp_server *server, struct buffe
  * session is freed when it comes back. */
 void smtp_session_stop(struct smtp_session *session);
 
-/* On shutdown: a session idle between commands says 421 and closes now;
- * one in the middle of a transaction finishes it first. */
+/* On shutdown: a session between transactions says 421 and closes now; one
+ * in the middle of a transaction finishes it first. */
 void smtp_session_drain(struct smtp_session *session);
 
 #endif

@@ -24,6 +24,8 @@
 #include "core/log.h"
 #include "smtp/received.h"
 #include "store/address.h"
+#include "tls/context.h"
+#include "tls/upgrade.h"
 
 enum smtp_job_kind {
 	SMTP_JOB_RCPT,	 /* resolve a recipient */
@@ -354,7 +356,7 @@ static void add_received(struct smtp_session *s)
 		.queue_id = s->queue_id,
 		.recipient = s->tx.recipient_count == 1 ? s->tx.recipients[0].address : NULL,
 		.is_esmtp = s->is_esmtp,
-		.is_tls = false,
+		.is_tls = s->is_tls,
 		.is_authenticated = s->is_authenticated,
 		.is_utf8 = s->tx.mail.is_smtputf8,
 		.when = time(NULL),
@@ -562,6 +564,10 @@ static int body_sink(void *ctx, struct span bytes)
 	struct smtp_session *s = ctx;
 
 	s->body_bytes += bytes.len;
+	/* After a failed spool write the message is refused at its end; the
+	 * rest of it is read and dropped, not held in memory. */
+	if (s->spool_failed)
+		return 0;
 	return evbuffer_add(s->body, bytes.ptr, bytes.len);
 }
 
@@ -685,7 +691,7 @@ static bool read_chunk(struct smtp_session *s, struct evbuffer *in)
 		unsigned char *bytes = evbuffer_pullup(in, (ev_ssize_t) take);
 
 		smtp_crlf_checker_feed(&s->chunk_checker, span_make((const char *) bytes, take));
-		if (s->chunk_checker.error == SMTP_DATA_ERROR_NONE)
+		if (s->chunk_checker.error == SMTP_DATA_ERROR_NONE && !s->spool_failed)
 			evbuffer_add(s->body, bytes, take);
 		s->body_bytes += take;
 		evbuffer_drain(in, take);
@@ -830,7 +836,7 @@ static bool read_command(struct smtp_session *s, struct evbuffer *in)
 
 static void process_input(struct smtp_session *s)
 {
-	while (s->bev != NULL && s->job == NULL && !s->is_quitting) {
+	while (s->bev != NULL && s->job == NULL && !s->is_quitting && !s->is_upgrading) {
 		struct evbuffer *in = bufferevent_get_input(s->bev);
 		bool more;
 
@@ -859,9 +865,18 @@ static void process_input(struct smtp_session *s)
 		if (!more)
 			break;
 	}
+	/* Shutting down: between transactions, say goodbye (RFC 5321 3.8). */
+	if (s->is_draining && s->bev != NULL && s->job == NULL && !s->tx.is_active &&
+	    s->state != SMTP_STATE_BDAT && s->input_mode == SMTP_INPUT_COMMAND && !s->is_quitting &&
+	    !s->is_upgrading) {
+		snprintf(s->reply_text, sizeof(s->reply_text), "%s Service shutting down",
+			 s->server->config->hostname);
+		smtp_session_reply(s, REPLY_CLOSE(421, "4.3.2", s->reply_text));
+		return;
+	}
 	/* A zero-length BDAT chunk ends without reading a byte. */
-	if (s->bev != NULL && s->job == NULL && s->input_mode == SMTP_INPUT_CHUNK &&
-	    s->chunk_remaining == 0)
+	if (s->bev != NULL && s->job == NULL && !s->is_upgrading &&
+	    s->input_mode == SMTP_INPUT_CHUNK && s->chunk_remaining == 0)
 		read_chunk(s, bufferevent_get_input(s->bev));
 }
 
@@ -873,9 +888,52 @@ static void on_read(struct bufferevent *bev, void *ctx)
 	process_input(ctx);
 }
 
+static void on_read(struct bufferevent *bev, void *ctx);
+static void on_event(struct bufferevent *bev, short events, void *ctx);
+
+static void set_callbacks(struct smtp_session *s);
+
+void smtp_session_start_tls(struct smtp_session *s)
+{
+	s->is_upgrading = true;
+	/* Whatever the client sent after STARTTLS is never run (RFC 3207 4.2,
+	 * the CVE-2011-0411 class): the upgrade discards it. */
+	bufferevent_disable(s->bev, EV_READ);
+}
+
+/* The 220 is out: switch the socket to TLS and start over (RFC 3207 4.2:
+ * the client must send EHLO again; nothing said before counts). */
+static void upgrade(struct smtp_session *s)
+{
+	size_t discarded = evbuffer_get_length(bufferevent_get_input(s->bev));
+	struct bufferevent *tls = s->start_tls(s->close_ctx, s->bev);
+
+	s->is_upgrading = false;
+	if (tls == NULL) {
+		s->close(s->close_ctx, "tls-failed");
+		return;
+	}
+	if (discarded > 0)
+		log_info("sid=%s smtp starttls discarded=%zu", s->sid, discarded);
+	s->bev = tls;
+	s->is_tls = true;
+	smtp_transaction_reset(s);
+	s->state = SMTP_STATE_CONNECTED;
+	s->is_esmtp = false;
+	s->helo[0] = '\0';
+	s->input_mode = SMTP_INPUT_COMMAND;
+	set_callbacks(s);
+}
+
 static void on_write(struct bufferevent *bev, void *ctx)
 {
 	struct smtp_session *s = ctx;
+
+	if (s->is_upgrading) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			upgrade(s);
+		return;
+	}
 
 	if (s->is_quitting) {
 		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
@@ -890,6 +948,21 @@ static void on_event(struct bufferevent *bev, short events, void *ctx)
 	struct smtp_session *s = ctx;
 
 	(void) bev;
+	if (events & BEV_EVENT_CONNECTED) {
+		char described[TLS_DESCRIBE_CAP];
+
+		log_info("sid=%s tls %s", s->sid,
+			 tls_handshake_describe(tls_bufferevent_ssl(bev), described,
+						sizeof(described)));
+		return;
+	}
+	if (events & BEV_EVENT_ERROR && s->is_tls) {
+		char described[TLS_ERROR_DESCRIBE_CAP];
+
+		/* Read OpenSSL's queue before anything else can touch it. */
+		log_info("sid=%s tls error=%s", s->sid,
+			 tls_error_describe(bev, described, sizeof(described)));
+	}
 	if (events & BEV_EVENT_TIMEOUT) {
 		write_reply(s, REPLY(421, "4.4.2", "Timeout, closing connection"));
 		s->is_quitting = true;
@@ -938,14 +1011,21 @@ struct smtp_session *smtp_session_start(struct smtp_server *server, struct buffe
 	/* A transaction keeps the recipient limit it started with, even if a
 	 * reload lowers it. */
 	s->tx.recipients_cap = max;
-	bufferevent_setcb(bev, on_read, on_write, on_event, s);
-	bufferevent_setwatermark(bev, EV_READ, 0, SMTP_INPUT_HIGH_WATER);
-	bufferevent_set_timeouts(bev, &(struct timeval){ SMTP_TIMEOUT_COMMAND_S, 0 },
-				 &(struct timeval){ SMTP_TIMEOUT_COMMAND_S, 0 });
-	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	s->is_starttls_offered = params->is_starttls_offered && params->start_tls != NULL;
+	s->start_tls = params->start_tls;
+	set_callbacks(s);
 	snprintf(s->reply_text, sizeof(s->reply_text), "%s ESMTP", server->config->hostname);
 	write_reply(s, REPLY(220, NULL, s->reply_text));
 	return s;
+}
+
+static void set_callbacks(struct smtp_session *s)
+{
+	bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, SMTP_INPUT_HIGH_WATER);
+	bufferevent_set_timeouts(s->bev, &(struct timeval){ SMTP_TIMEOUT_COMMAND_S, 0 },
+				 &(struct timeval){ SMTP_TIMEOUT_COMMAND_S, 0 });
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 }
 
 static void session_free(struct smtp_session *s)
@@ -957,6 +1037,14 @@ static void session_free(struct smtp_session *s)
 	free(s->tx.targets);
 	free(s->tx.target_recipient);
 	free(s);
+}
+
+void smtp_session_drain(struct smtp_session *s)
+{
+	if (s == NULL)
+		return;
+	s->is_draining = true;
+	process_input(s);
 }
 
 void smtp_session_stop(struct smtp_session *s)

@@ -95,16 +95,26 @@ class Instance:
         text = self.config.read_text()
         section = None
         out = []
-        for line in text.splitlines():
-            m = re.match(r"\s*\[listener\s+(\w+)\s*\]", line)
-            if m:
-                section = m.group(1)
-            m = re.match(r"(\s*listen\s*=\s*)127\.0\.0\.1:(\d+)\s*$", line)
-            if m and section:
-                port = free_port()
-                self.ports[section] = port
-                line = f"{m.group(1)}127.0.0.1:{port}"
-            out.append(line)
+        # Hold every probe socket open until all ports are chosen, so that
+        # the kernel cannot hand the same free port out twice.
+        probes = []
+        try:
+            for line in text.splitlines():
+                m = re.match(r"\s*\[listener\s+(\w+)\s*\]", line)
+                if m:
+                    section = m.group(1)
+                m = re.match(r"(\s*listen\s*=\s*)127\.0\.0\.1:(\d+)\s*$", line)
+                if m and section:
+                    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                    probe.bind(("127.0.0.1", 0))
+                    probes.append(probe)
+                    port = probe.getsockname()[1]
+                    self.ports[section] = port
+                    line = f"{m.group(1)}127.0.0.1:{port}"
+                out.append(line)
+        finally:
+            for probe in probes:
+                probe.close()
         self.config.write_text("\n".join(out) + "\n")
         assert set(self.ports) == set(LISTENERS), self.ports
 
@@ -117,16 +127,18 @@ class Instance:
     def add_user(self, address, password=DEMO_PASSWORD):
         return self.cli("user", "add", address, "--password-stdin", input=password + "\n")
 
-    def start(self, wait=True, extra_args=(), argv_prefix=()):
+    def start(self, wait=True, extra_args=(), argv_prefix=(), env=None):
         """argv_prefix runs the daemon through another program, e.g.
-        ("setpriv", "--reuid=postgate", ...) to start it as a non-root user."""
+        ("setpriv", "--reuid=postgate", ...) to start it as a non-root user;
+        env adds to (or overrides) the environment."""
         if is_root():
             ensure_daemon_user()
         self._log = open(self.log_path, "ab")
         offset = self._log.tell()
         self.proc = subprocess.Popen(
             [*argv_prefix, str(POSTGATED), "-c", str(self.config), "-f", *extra_args],
-            stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log)
+            stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
+            env=None if env is None else {**os.environ, **env})
         if wait:
             # Ports accept connections as soon as they are bound (as root,
             # before the privilege drop and the signal handlers): "started"
@@ -388,6 +400,13 @@ def accounts_template():
 @pytest.fixture
 def mail_instance(instance, accounts_template):
     """A fresh instance (not started) whose store holds MAIL_USERS and MAIL_ALIASES."""
+    # free_port() may hand out one port twice (each probe socket is closed
+    # before the next is opened): choose again until the listeners differ.
+    for _ in range(20):
+        if len(set(instance.ports.values())) == len(instance.ports):
+            break
+        instance._assign_free_ports()
+    assert len(set(instance.ports.values())) == len(instance.ports), instance.ports
     shutil.copyfile(accounts_template, instance.dir / "state" / "accounts.db")
     return instance
 

@@ -401,10 +401,13 @@ def test_out_of_descriptors_pauses_accepting_and_recovers(instance):
 def test_sigterm_stops_accepting_and_drains_within_timeout(instance):
     set_global(instance, "shutdown_timeout", "2s")
     start(instance)
-    idle = connect(instance.port("mx"))
+    # pop3 answers and then lingers (up to 10 s) until the client closes: an
+    # idle session the shutdown timeout must end. (An SMTP session would be
+    # told 421 at once: test_smtp.py.)
+    idle = connect(instance.port("pop3"))
     try:
-        sid = session_id(instance, "mx", idle)
-        assert read_line(idle) == expected_answer(instance, "mx")
+        sid = session_id(instance, "pop3", idle)
+        assert read_line(idle) == expected_answer(instance, "pop3")
         sent = time.monotonic()
         instance.proc.send_signal(signal.SIGTERM)
         instance.wait_log(r"info shutdown signal=TERM sessions=1 timeout_ms=2000\n")
@@ -421,7 +424,7 @@ def test_sigterm_stops_accepting_and_drains_within_timeout(instance):
     finally:
         idle.close()
     log = instance.log()
-    assert re.search(rf"info sid={sid} disconnect listener=mx reason=shutdown ", log)
+    assert re.search(rf"info sid={sid} disconnect listener=pop3 reason=shutdown ", log)
     assert "info stopped" in log
     instance.stop()
 

@@ -30,6 +30,13 @@ static const struct load_case {
 	  "[listener pop3s]\nlisten=127.0.0.1:5\n[listener http]\nlisten=127.0.0.1:6\n",
 	  NULL },
 	{ "durations", "shutdown_timeout = 250ms\n", NULL },
+	{ "tls keys", "[listener mx]\nlisten = 127.0.0.1:25\ntls_profile = legacy\nstarttls = no\n",
+	  NULL },
+	{ "bad tls profile", "[listener mx]\nlisten = 127.0.0.1:25\ntls_profile = old\n",
+	  "test.conf:3: tls_profile: must be modern or legacy" },
+	{ "bad bool", "[listener mx]\nlisten = 127.0.0.1:25\nstarttls = maybe\n",
+	  "test.conf:3: starttls: must be yes or no" },
+	{ "tls key at top level", "starttls = no\n", "test.conf:1: unknown key 'starttls'" },
 	{ "sizes and counts", "max_message_size = 10M\nmax_recipients = 1000\nworker_threads = 2\n",
 	  NULL },
 	{ "size too small", "max_message_size = 1000\n",
@@ -188,6 +195,11 @@ static void test_defaults_and_values(void **state)
 	assert_string_equal(config->listeners[CONFIG_LISTENER_MX].listen[0].host, "127.0.0.1");
 	assert_string_equal(config->listeners[CONFIG_LISTENER_MX].listen[1].host, "::1");
 	assert_int_equal(config->listeners[CONFIG_LISTENER_MX].listen[1].port, 2525);
+	/* Listener defaults hold for every listener, present or not. */
+	assert_int_equal(config->listeners[CONFIG_LISTENER_MX].tls_profile,
+			 CONFIG_TLS_PROFILE_MODERN);
+	assert_true(config->listeners[CONFIG_LISTENER_MX].starttls);
+	assert_true(config->listeners[CONFIG_LISTENER_POP3].starttls);
 	free(config);
 }
 
@@ -199,6 +211,7 @@ static void test_print_round_trip(void **state)
 				   "shutdown_timeout = 1500ms\n"
 				   "max_message_size = 1536K\n"
 				   "[listener pop3]\nlisten = 127.0.0.1:1100, [::1]:1100\n"
+				   "tls_profile = legacy\nstarttls = no\n"
 				   "[listener http]\nlisten = 127.0.0.1:8080\n";
 	struct config *a = malloc(sizeof(*a)), *b = malloc(sizeof(*b));
 	char *printed = NULL, *printed_again = NULL;
@@ -212,7 +225,10 @@ static void test_print_round_trip(void **state)
 	config_print(a, out);
 	fclose(out);
 	assert_non_null(strstr(printed, "shutdown_timeout = 1500ms\n"));
-	assert_non_null(strstr(printed, "[listener pop3]\nlisten = 127.0.0.1:1100, [::1]:1100\n"));
+	assert_non_null(strstr(printed, "[listener pop3]\nlisten = 127.0.0.1:1100, [::1]:1100\n"
+					"tls_profile = legacy\nstarttls = no\n"));
+	assert_non_null(strstr(printed, "[listener http]\nlisten = 127.0.0.1:8080\n"
+					"tls_profile = modern\nstarttls = yes\n"));
 	assert_null(strstr(printed, "[listener mx]"));
 	assert_int_equal(config_load_text("t.conf", "/x", span_make(printed, printed_len), b, &err),
 			 0);

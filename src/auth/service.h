@@ -1,0 +1,168 @@
+/*
+ * service: the one auth service that SMTP AUTH and POP3 (USER/PASS and
+ * AUTH) share. A protocol hands it a login attempt; it applies the throttle
+ * (auth/throttle.h), consults the verified-credential cache
+ * (auth/cache.h), reads the user from the accounts store and checks the
+ * password on a worker thread, and hands the result back on the event-loop
+ * thread through a callback, after the throttle's delay for a failure. It
+ * writes the one log line per result (docs/auth.md shows them).
+ *
+ * User names are complete email addresses, normalized with
+ * store_address_normalize (domain case-insensitive, local part
+ * ASCII-case-insensitive). Wrong password, unknown user and disabled user
+ * are one AUTH_FAILED to the client (same work, same delay) and three
+ * reasons in the log.
+ *
+ * Threads: every function here is called on the event-loop thread (the one
+ * running params->base), and every callback runs there. Store look-ups and
+ * password hashing run on params->workers, holding params->store_lock around
+ * each store call.
+ *
+ * Never logs a password; the copy it takes lives in memory from
+ * sodium_malloc (locked, guarded) and is wiped as soon as it is checked.
+ */
+#ifndef POSTGATE_AUTH_SERVICE_H
+#define POSTGATE_AUTH_SERVICE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+
+struct event_base;
+struct worker_pool;
+struct store;
+struct auth_service;
+
+enum auth_result {
+	AUTH_OK,	/* the credentials are right; canonical_user is the stored address */
+	AUTH_FAILED,	/* wrong password, unknown or disabled user, malformed name: 535 / -ERR */
+	AUTH_TEMPFAIL,	/* the store could not answer: 454 4.7.0 */
+	AUTH_THROTTLED, /* too many failures, not checked: 454 4.7.0 (or 421 and close) */
+};
+
+/* The stored secrets a challenge-response mechanism can ask for. (CRAM-MD5
+ * has none yet: the store keeps no password-equivalent secret.) */
+enum auth_secret_kind {
+	AUTH_SECRET_SCRAM_SHA_256, /* "{SCRAM-SHA-256}iterations,salt,StoredKey,ServerKey" */
+};
+
+/* A monotonic clock in milliseconds, for throttle windows and cache expiry. */
+typedef int64_t auth_clock_fn(void *ctx);
+
+struct auth_service_params {
+	struct event_base *base;
+	struct worker_pool *workers;
+	/* Used only on worker threads, under store_lock (a struct store is
+	 * used by one thread at a time). Both must outlive every job this
+	 * service submitted: free the worker pool before closing the store. */
+	struct store *store;
+	pthread_mutex_t *store_lock;
+	auth_clock_fn *clock; /* NULL: CLOCK_MONOTONIC */
+	void *clock_ctx;
+	size_t cache_entries; /* 0: AUTH_CACHE_ENTRIES */
+	int64_t cache_ttl_ms; /* 0: AUTH_CACHE_TTL_MS */
+};
+
+/* Who asks. The service copies every field; NULL counts as "". */
+struct auth_request {
+	const char *client_ip;	/* "192.0.2.7", "2001:db8::7": the throttle's address */
+	const char *listener;	/* "mx", "submission", "pop3", ... */
+	const char *mechanism;	/* "PLAIN", "LOGIN", "SCRAM-SHA-256", "USER" */
+	const char *session_id; /* the sid= of the connection */
+	const char *username;	/* as the client sent it */
+};
+
+/* canonical_user: the stored address with AUTH_OK, else NULL. Valid only
+ * during the call. */
+typedef void auth_done_fn(void *ctx, enum auth_result result, const char *canonical_user);
+
+/*
+ * With AUTH_OK, secret is a secret of the asked kind and canonical_user the
+ * user name to carry on with; run the mechanism against them, then call
+ * auth_report with the ticket. For an unknown or disabled user, or one
+ * without such a secret, the secret is a decoy: well-formed, with a salt
+ * that stays the same for the same name for the life of the process, and
+ * keys no password produces, so the mechanism fails at the proof exactly as
+ * for a wrong password and the exchange reveals nothing. The mechanism
+ * cannot tell a decoy; auth_report can. With any other result secret and
+ * canonical_user are NULL and the ticket is over. Both strings are valid
+ * only during the call.
+ */
+typedef void auth_secret_fn(void *ctx, enum auth_result result, const char *secret,
+			    const char *canonical_user);
+
+/* Counters since auth_service_new, for metrics and tests. */
+struct auth_service_stats {
+	uint64_t ok;
+	uint64_t failed;
+	uint64_t tempfail;
+	uint64_t throttled;
+	uint64_t cache_hits;  /* password checks answered without hashing */
+	uint64_t hash_runs;   /* argon2id or SCRAM (PBKDF2) password verifications run */
+	uint64_t cancelled;   /* tickets ended by auth_cancel before their callback */
+	size_t in_flight;     /* tickets not yet answered or ended */
+	size_t cache_entries; /* entries in the credential cache */
+};
+
+/*
+ * Needs base, workers, store and store_lock (else ERROR_USAGE); makes the
+ * throttle tables, the cache and the per-process keys, and hashes one dummy
+ * argon2id secret (about 0.1 s) that unknown users are checked against so
+ * that they cost what known ones do. NULL with err filled on failure.
+ */
+struct auth_service *auth_service_new(const struct auth_service_params *params, struct error *err);
+
+/*
+ * Ends every ticket without calling its callback and frees the service.
+ * A job still on a worker thread finishes there and is freed when its
+ * result reaches the loop (so the worker pool may be freed before or after
+ * this). NULL does nothing. Not from inside a callback of this service.
+ */
+void auth_service_free(struct auth_service *svc);
+
+/*
+ * Check a password (PLAIN, LOGIN, POP3 PASS): password_len bytes, not
+ * NUL-ended, copied at once (the caller may wipe its buffer on return).
+ * Returns a ticket id (never 0), and done is called exactly once later,
+ * never from inside this call, unless the ticket is cancelled. Returns 0
+ * only when memory runs out: then done is never called; answer as for
+ * AUTH_TEMPFAIL.
+ */
+uint64_t auth_check_password(struct auth_service *svc, const struct auth_request *req,
+			     const char *password, size_t password_len, auth_done_fn *done,
+			     void *ctx);
+
+/*
+ * Fetch the stored secret for a challenge-response mechanism (SCRAM).
+ * Returns a ticket id as auth_check_password does. After done has been
+ * called with AUTH_OK the ticket stays open until auth_report or
+ * auth_cancel ends it: a session that goes away must cancel it.
+ */
+uint64_t auth_fetch_secret(struct auth_service *svc, const struct auth_request *req,
+			   enum auth_secret_kind kind, auth_secret_fn *done, void *ctx);
+
+/*
+ * The mechanism's verdict on a fetched secret: is_proof_valid when the
+ * client's proof matched it. The service logs the result, feeds the
+ * throttle, and calls done (after the failure delay) with AUTH_OK only for
+ * a valid proof against a real secret of an enabled user. Returns ticket
+ * (the same id, still cancellable), or 0 when ticket is not a fetch
+ * waiting for its report (done is then never called).
+ */
+uint64_t auth_report(struct auth_service *svc, uint64_t ticket, bool is_proof_valid,
+		     auth_done_fn *done, void *ctx);
+
+/*
+ * The session went away: the ticket's callback will not be called. A check
+ * already on a worker still completes, is logged and counts for the
+ * throttle (disconnecting does not escape a failure). Unknown or finished
+ * tickets are ignored.
+ */
+void auth_cancel(struct auth_service *svc, uint64_t ticket);
+
+void auth_service_stats_get(const struct auth_service *svc, struct auth_service_stats *stats_out);
+
+#endif
