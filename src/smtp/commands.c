@@ -173,6 +173,8 @@ static struct smtp_reply do_rcpt(struct smtp_session *s, struct span args)
 
 	if (s->tx.recipient_count >= s->tx.recipients_cap)
 		return REPLY(452, "4.5.3", "Too many recipients");
+	if (!smtp_transaction_arrays(s))
+		return REPLY(452, "4.3.1", "Insufficient system resources");
 	switch (smtp_rcpt_parse(args, s->tx.mail.is_smtputf8, &rcpt)) {
 	case SMTP_ARGS_OK:
 		break;

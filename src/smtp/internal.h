@@ -14,6 +14,7 @@
 
 #include "core/span.h"
 #include "queue/envelope.h"
+#include "sasl/sasl.h"
 #include "smtp/data.h"
 #include "smtp/limits.h"
 #include "smtp/parse.h"
@@ -27,7 +28,8 @@
 #define SMTP_INPUT_HIGH_WATER  (256 * 1024) /* stop reading the socket past this */
 #define SMTP_OUTPUT_HIGH_WATER (64 * 1024)  /* stop reading commands past this */
 #define SMTP_TARGETS_MAX       QUEUE_ENVELOPE_RECIPIENTS_MAX
-#define SMTP_REPLY_TEXT_MAX    1024
+#define SMTP_REPLY_TEXT_MAX    (SASL_CHALLENGE_ENCODED_MAX + 64)
+#define SMTP_AUTH_FAILURES_MAX 3 /* failed AUTH commands before we hang up */
 
 enum smtp_state {
 	SMTP_STATE_CONNECTED = 0, /* greeting sent, no EHLO/HELO yet */
@@ -43,6 +45,7 @@ enum smtp_input_mode {
 	SMTP_INPUT_DISCARD_LINE, /* an over-long command line: drop through its LF */
 	SMTP_INPUT_DATA,	 /* DATA text up to CRLF.CRLF */
 	SMTP_INPUT_CHUNK,	 /* the octets of one BDAT chunk */
+	SMTP_INPUT_AUTH,	 /* an AUTH exchange's response lines (RFC 4954 4) */
 };
 
 /* A reply a handler returns; one place writes it. code 0: the handler queued
@@ -62,12 +65,12 @@ struct smtp_reply {
 struct smtp_recipient {
 	char address[SMTP_ADDRESS_MAX + 1]; /* the forward-path as given */
 	unsigned notify;
-	char orcpt[SMTP_ORCPT_MAX * 2 + 2]; /* "type;address" or "" */
 };
 
 struct smtp_transaction {
 	bool is_active;
 	struct smtp_mail_args mail;
+	/* Allocated at the first RCPT, freed with the transaction. */
 	struct smtp_recipient *recipients; /* accepted ones, up to recipients_cap */
 	size_t recipient_count;
 	size_t recipients_cap; /* max_recipients when the session started */
@@ -102,7 +105,21 @@ struct smtp_session {
 	bool is_quitting;     /* reply written; close once flushed */
 	bool is_stopped;      /* the daemon ended the session */
 	bool is_draining;     /* shutting down: 421 at the next clean point */
+	bool is_eof;	      /* the client half-closed: serve what it sent, then close */
 	struct smtp_job *job; /* the worker job out, if any */
+
+	/* SMTP AUTH (auth.c) */
+	bool is_auth_required;
+	bool is_plaintext_auth_allowed;
+	struct sasl_exchange *sasl;
+	enum sasl_mechanism sasl_mechanism;
+	uint64_t auth_ticket; /* a call out to the auth service; 0: none */
+	bool is_auth_waiting; /* read nothing until the auth service answers */
+	bool is_scram_reporting;
+	unsigned char scram_final[SASL_CHALLENGE_MAX]; /* "v=..." until the verdict */
+	size_t scram_final_len;
+	unsigned auth_failures;
+	char auth_user[SMTP_ADDRESS_MAX + 1];
 
 	struct smtp_transaction tx;
 
@@ -125,12 +142,24 @@ struct smtp_session {
 	char reply_text[SMTP_REPLY_TEXT_MAX];
 };
 
+/* auth.c */
+/* EHLO's AUTH keyword line ("PLAIN LOGIN SCRAM-SHA-256"), "" when AUTH is
+ * not offered in this session now. */
+void smtp_auth_mechanisms(const struct smtp_session *s, char *out, size_t cap);
+struct smtp_reply smtp_auth_start(struct smtp_session *s, struct span args);
+struct smtp_reply smtp_auth_response(struct smtp_session *s, struct span line);
+void smtp_auth_end(struct smtp_session *s); /* frees the exchange, cancels a call out */
+
 /* commands.c */
 struct smtp_reply smtp_command_dispatch(struct smtp_session *s, struct span line);
 /* The verbs, for the disconnect log line's counters. */
 size_t smtp_command_count(void);
 const char *smtp_command_name(size_t index);
 void smtp_transaction_reset(struct smtp_session *s);
+/* The recipient arrays of a transaction; false when memory is short. */
+bool smtp_transaction_arrays(struct smtp_session *s);
+/* Carry on with buffered input after an asynchronous answer (auth.c). */
+void smtp_session_resume(struct smtp_session *s);
 
 /* session.c */
 void smtp_session_reply(struct smtp_session *s, struct smtp_reply reply);

@@ -17,6 +17,7 @@
 
 #include <event2/bufferevent.h>
 
+#include "auth/service.h"
 #include "core/config.h"
 #include "core/worker.h"
 #include "queue/spool.h"
@@ -34,6 +35,8 @@ struct smtp_server {
 	pthread_mutex_t *store_lock;
 	smtp_queued_fn *on_queued;
 	void *on_queued_ctx;
+	struct auth_service *auth;     /* SMTP AUTH; NULL: not offered */
+	const unsigned char *mock_key; /* SASL_MOCK_KEY_LEN random octets (SCRAM) */
 };
 
 /* What the daemon does for a session: end it (flush what was written, close,
@@ -54,6 +57,9 @@ struct smtp_session_params {
 	void *close_ctx; /* also given to start_tls */
 	bool is_starttls_offered;
 	smtp_start_tls_fn *start_tls;
+	bool is_tls;			/* implicit TLS: the bufferevent is TLS already */
+	bool is_auth_required;		/* submission: AUTH before MAIL (RFC 6409 4.1) */
+	bool is_plaintext_auth_allowed; /* PLAIN/LOGIN without TLS (legacy profile) */
 };
 
 struct smtp_session;

@@ -222,13 +222,13 @@ static struct smtp_job *job_new(struct smtp_session *s, enum smtp_job_kind kind)
 	return job;
 }
 
-/* Hand a job to the pool; the session reads no more input until it is back. */
+/* Hand a job to the pool; the session reads no more input until it is back.
+ * On failure (out of memory, or the pool is stopping) the job is still the
+ * caller's to free. */
 static bool job_submit(struct smtp_session *s, struct smtp_job *job)
 {
-	if (worker_pool_submit(s->server->workers, job_run, job_done, job) < 0) {
-		job_free(job);
+	if (worker_pool_submit(s->server->workers, job_run, job_done, job) < 0)
 		return false;
-	}
 	s->job = job;
 	return true;
 }
@@ -246,8 +246,22 @@ static void abort_message(struct smtp_session *s)
 	job->session = NULL;
 	job->message = s->message;
 	s->message = NULL;
-	if (worker_pool_submit(s->server->workers, job_run, job_done, job) < 0)
+	if (worker_pool_submit(s->server->workers, job_run, job_done, job) < 0) {
+		/* Only when the pool is stopping or memory is gone: remove the
+		 * never-acknowledged file here rather than leave it behind. */
+		queue_spool_abort(job->message);
 		job_free(job);
+	}
+}
+
+static void free_transaction_arrays(struct smtp_session *s)
+{
+	free(s->tx.recipients);
+	free(s->tx.targets);
+	free(s->tx.target_recipient);
+	s->tx.recipients = NULL;
+	s->tx.targets = NULL;
+	s->tx.target_recipient = NULL;
 }
 
 static void message_reset(struct smtp_session *s)
@@ -259,9 +273,24 @@ static void message_reset(struct smtp_session *s)
 	s->spool_failed = false;
 }
 
+bool smtp_transaction_arrays(struct smtp_session *s)
+{
+	if (s->tx.recipients != NULL)
+		return true;
+	s->tx.recipients = calloc(s->tx.recipients_cap, sizeof(*s->tx.recipients));
+	s->tx.targets = calloc(SMTP_TARGETS_MAX, sizeof(*s->tx.targets));
+	s->tx.target_recipient = calloc(SMTP_TARGETS_MAX, sizeof(*s->tx.target_recipient));
+	if (s->tx.recipients != NULL && s->tx.targets != NULL && s->tx.target_recipient != NULL)
+		return true;
+	free_transaction_arrays(s);
+	return false;
+}
+
 void smtp_transaction_reset(struct smtp_session *s)
 {
 	message_reset(s);
+	/* Idle sessions hold no recipient arrays (about 300 KiB with them). */
+	free_transaction_arrays(s);
 	s->tx.is_active = false;
 	s->tx.recipient_count = 0;
 	s->tx.rcpt_refused = 0;
@@ -486,17 +515,28 @@ void smtp_session_lookup_rcpt(struct smtp_session *s, const struct smtp_rcpt_arg
 	snprintf(job->recipient.address, sizeof(job->recipient.address), "%s",
 		 rcpt->forward_path.address);
 	job->recipient.notify = rcpt->notify;
-	if (!job_submit(s, job))
+	if (!job_submit(s, job)) {
+		job_free(job);
 		smtp_session_reply(s, REPLY(451, "4.3.0", "Temporary failure, try again"));
+	}
 }
 
 void smtp_session_begin_message(struct smtp_session *s, bool is_bdat)
 {
 	struct smtp_job *job = job_new(s, SMTP_JOB_BEGIN);
 
-	(void) is_bdat;
-	if (job == NULL || !job_submit(s, job))
-		smtp_session_reply(s, REPLY(452, "4.3.1", "Insufficient system storage"));
+	if (job != NULL && job_submit(s, job))
+		return;
+	if (job != NULL)
+		job_free(job);
+	if (is_bdat) {
+		/* The chunk's octets are still read, then refused: one reply. */
+		s->chunk_refused = true;
+		s->chunk_reply = REPLY(452, "4.3.1", "Insufficient system storage");
+		smtp_transaction_reset(s);
+		return;
+	}
+	smtp_session_reply(s, REPLY(452, "4.3.1", "Insufficient system storage"));
 }
 
 void smtp_session_begin_chunk(struct smtp_session *s, uint64_t size, bool is_last, bool is_refused,
@@ -588,7 +628,14 @@ static bool flush_body(struct smtp_session *s)
 	}
 	evbuffer_add_buffer(job->data, s->body);
 	job->message = s->message;
-	return job_submit(s, job);
+	if (job_submit(s, job))
+		return true;
+	/* Those bytes are gone with the job: the message must not be accepted. */
+	job->message = NULL;
+	job_free(job);
+	s->spool_failed = true;
+	abort_message(s);
+	return false;
 }
 
 /* The end of a message: refuse it, or commit it and answer when durable. */
@@ -645,13 +692,17 @@ static void finish_message(struct smtp_session *s, enum smtp_data_error error)
 	evbuffer_add_buffer(job->data, s->body);
 	job->message = s->message;
 	job->has_envelope = true;
-	if (build_envelope(s, &job->envelope, &job->err) < 0 || !job_submit(s, job)) {
+	if (build_envelope(s, &job->envelope, &job->err) < 0) {
 		log_warning("sid=%s smtp envelope: %s", s->sid, job->err.message);
-		if (s->job != job)
-			job_free(job);
-		smtp_transaction_reset(s);
-		smtp_session_reply(s, REPLY(452, "4.3.1", "Insufficient system storage"));
+	} else if (job_submit(s, job)) {
+		return;
+	} else {
+		log_warning("sid=%s smtp cannot hand the commit to a worker", s->sid);
 	}
+	job->message = NULL; /* still the session's: aborted by the reset */
+	job_free(job);
+	smtp_transaction_reset(s);
+	smtp_session_reply(s, REPLY(452, "4.3.1", "Insufficient system storage"));
 }
 
 /* DATA: decode what has arrived; returns false when it must wait. */
@@ -836,14 +887,18 @@ static bool read_command(struct smtp_session *s, struct evbuffer *in)
 
 static void process_input(struct smtp_session *s)
 {
+	bool is_blocked_on_output = false;
+
 	while (s->bev != NULL && s->job == NULL && !s->is_quitting && !s->is_upgrading) {
 		struct evbuffer *in = bufferevent_get_input(s->bev);
 		bool more;
 
 		/* A client that pipelines without reading our replies waits
 		 * until it has read them: on_write resumes us. */
-		if (evbuffer_get_length(bufferevent_get_output(s->bev)) > SMTP_OUTPUT_HIGH_WATER)
+		if (evbuffer_get_length(bufferevent_get_output(s->bev)) > SMTP_OUTPUT_HIGH_WATER) {
+			is_blocked_on_output = true;
 			break;
+		}
 
 		if (evbuffer_get_length(in) == 0) {
 			/* DATA may end in a chunk the worker still holds. */
@@ -875,9 +930,17 @@ static void process_input(struct smtp_session *s)
 		return;
 	}
 	/* A zero-length BDAT chunk ends without reading a byte. */
-	if (s->bev != NULL && s->job == NULL && !s->is_upgrading &&
+	if (s->bev != NULL && s->job == NULL && !s->is_upgrading && !s->is_quitting &&
 	    s->input_mode == SMTP_INPUT_CHUNK && s->chunk_remaining == 0)
 		read_chunk(s, bufferevent_get_input(s->bev));
+	/* The client has half-closed and everything it sent is answered:
+	 * close once the replies are out. Nothing may touch s after close. */
+	if (s->is_eof && s->bev != NULL && s->job == NULL && !s->is_auth_waiting &&
+	    !is_blocked_on_output && !s->is_upgrading) {
+		s->is_quitting = true;
+		if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+			s->close(s->close_ctx, "eof");
+	}
 }
 
 /* ---- bufferevent callbacks --------------------------------------------- */
@@ -974,7 +1037,15 @@ static void on_event(struct bufferevent *bev, short events, void *ctx)
 		return;
 	}
 	if (events & BEV_EVENT_EOF) {
-		s->close(s->close_ctx, s->is_quitting ? "quit" : "eof");
+		if (s->is_quitting || s->is_upgrading) {
+			s->close(s->close_ctx, s->is_quitting ? "quit" : "eof");
+			return;
+		}
+		/* A client may send its whole session and half-close (nc -N,
+		 * scripts): what it sent is still served, then we close. */
+		s->is_eof = true;
+		bufferevent_disable(bev, EV_READ);
+		process_input(s);
 		return;
 	}
 	if (events & BEV_EVENT_ERROR)
@@ -999,12 +1070,8 @@ struct smtp_session *smtp_session_start(struct smtp_server *server, struct buffe
 	snprintf(s->sid, sizeof(s->sid), "%s", params->sid);
 	snprintf(s->client_ip, sizeof(s->client_ip), "%s", params->client_ip);
 	snprintf(s->listener, sizeof(s->listener), "%s", params->listener);
-	s->tx.recipients = calloc(max, sizeof(*s->tx.recipients));
-	s->tx.targets = calloc(SMTP_TARGETS_MAX, sizeof(*s->tx.targets));
-	s->tx.target_recipient = calloc(SMTP_TARGETS_MAX, sizeof(*s->tx.target_recipient));
 	s->body = evbuffer_new();
-	if (s->tx.recipients == NULL || s->tx.targets == NULL || s->tx.target_recipient == NULL ||
-	    s->body == NULL) {
+	if (s->body == NULL) {
 		session_free(s);
 		return NULL;
 	}
@@ -1030,13 +1097,17 @@ static void set_callbacks(struct smtp_session *s)
 
 static void session_free(struct smtp_session *s)
 {
+	smtp_auth_end(s);
 	abort_message(s);
 	if (s->body != NULL)
 		evbuffer_free(s->body);
-	free(s->tx.recipients);
-	free(s->tx.targets);
-	free(s->tx.target_recipient);
+	free_transaction_arrays(s);
 	free(s);
+}
+
+void smtp_session_resume(struct smtp_session *s)
+{
+	process_input(s);
 }
 
 void smtp_session_drain(struct smtp_session *s)

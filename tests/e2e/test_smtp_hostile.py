@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import (assert_clean_stop, assert_serves, is_root, mailbox,
+from conftest import (assert_clean_stop, assert_serves, is_root, mailbox, smtp_raw,
                       parse_delivered, queued_id, send_data, smtp_session, start_mail,
                       wait_delivered, wait_for)
 
@@ -587,3 +587,20 @@ def test_full_disk_does_not_hold_the_rest_of_the_message_in_memory(small_spool):
                              f"it could not spool")
     assert_serves(inst)
     assert_clean_stop(inst)
+
+
+def test_a_client_that_half_closes_after_its_whole_session_is_served(mail_server):
+    """`printf ... | nc -N`: the whole session in one write, then a
+    half-close. Every command is still answered and the message delivered."""
+    inst = start_mail(mail_server)
+    with smtp_raw(inst.port("mx")) as s:
+        s.send(b"EHLO client.example\r\nMAIL FROM:<a@remote.example>\r\n"
+               b"RCPT TO:<bob@example.test>\r\nDATA\r\n"
+               b"Subject: half-closed\r\n\r\nbody\r\n.\r\nQUIT\r\n")
+        s.sock.shutdown(socket.SHUT_WR)
+        codes = [s.reply().code for _ in range(6)]
+        assert codes == [250, 250, 250, 354, 250, 221]
+        assert s.is_closed()
+    body = parse_delivered(wait_delivered(inst, "bob@example.test", 1)[0])["body"]
+    assert body == b"Subject: half-closed\r\n\r\nbody\r\n"
+    assert_serves(inst)
