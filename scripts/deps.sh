@@ -10,7 +10,7 @@ packages="
   libidn2-dev libcrypt-dev libcmocka-dev
   openssl ca-certificates
   python3 python3-pytest python3-aiosmtpd
-  swaks libnet-ssleay-perl curl dnsmasq-base fail2ban
+  swaks libnet-ssleay-perl curl dnsmasq-base fail2ban gsasl
   passwd util-linux procps clang-format
 "
 

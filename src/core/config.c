@@ -79,6 +79,7 @@ static const struct config_key config_keys[] = {
 	LISTENER(listen,        CONFIG_TYPE_LISTEN,    ""),
 	LISTENER(tls_profile,   CONFIG_TYPE_TLS_PROFILE, "modern"),
 	LISTENER(starttls,      CONFIG_TYPE_BOOL,      "yes"),
+	LISTENER(plaintext_auth, CONFIG_TYPE_BOOL,     "no"),
 };
 // clang-format on
 
@@ -669,6 +670,13 @@ static int check_listeners(const struct loader *loader, struct error *err)
 		if (l->listen_count == 0)
 			return error_set(err, ERROR_CONFIG,
 					 "%s:%u: [listener %s] needs `listen = ADDRESS:PORT`",
+					 loader->listener_file[kind], loader->listener_line[kind],
+					 listener_names[kind]);
+		/* Passwords in the clear are the legacy profile's explicit choice. */
+		if (l->plaintext_auth && l->tls_profile != CONFIG_TLS_PROFILE_LEGACY)
+			return error_set(err, ERROR_CONFIG,
+					 "%s:%u: [listener %s] plaintext_auth = yes needs "
+					 "tls_profile = legacy",
 					 loader->listener_file[kind], loader->listener_line[kind],
 					 listener_names[kind]);
 		/* Two listeners on one address would fail at bind time with a less

@@ -25,6 +25,7 @@
 #include "core/worker.h"
 #include "queue/manager.h"
 #include "queue/spool.h"
+#include "sasl/sasl.h"
 #include "smtp/server.h"
 #include "tls/context.h"
 
@@ -102,6 +103,8 @@ struct daemon {
 	struct queue_spool *spool;
 	struct queue_manager *queue;
 	struct smtp_server smtp;
+	struct auth_service *auth;
+	unsigned char sasl_mock_key[SASL_MOCK_KEY_LEN]; /* SCRAM salts for unknown users */
 	/* One TLS context per profile in use (NULL otherwise), loaded as root. */
 	struct tls_context *tls[2]; /* [CONFIG_TLS_PROFILE_MODERN], [..._LEGACY] */
 

@@ -29,6 +29,8 @@
 #include "core/error.h"
 #include "core/fsutil.h"
 #include "core/log.h"
+#include <sodium.h>
+
 #include "daemon/internal.h"
 #include "store/store.h"
 #include "tls/cert.h"
@@ -231,6 +233,15 @@ static void start_mail_services(struct daemon *daemon)
 	/* What was acknowledged before a crash or a stop is delivered now. */
 	if (queue_manager_recover(daemon->queue, &err) < 0)
 		daemon_fatal(DAEMON_EXIT_FAILURE, "cannot recover the spool: %s", err.message);
+	daemon->auth =
+		auth_service_new(&(struct auth_service_params){ .base = daemon->base,
+								.workers = daemon->workers,
+								.store = daemon->store,
+								.store_lock = &daemon->store_lock },
+				 &err);
+	if (daemon->auth == NULL)
+		daemon_fatal(DAEMON_EXIT_FAILURE, "cannot start the auth service: %s", err.message);
+	randombytes_buf(daemon->sasl_mock_key, sizeof(daemon->sasl_mock_key));
 	daemon->smtp = (struct smtp_server){
 		.config = config,
 		.workers = daemon->workers,
@@ -239,6 +250,8 @@ static void start_mail_services(struct daemon *daemon)
 		.store_lock = &daemon->store_lock,
 		.on_queued = daemon_message_queued,
 		.on_queued_ctx = daemon,
+		.auth = daemon->auth,
+		.mock_key = daemon->sasl_mock_key,
 	};
 }
 
@@ -250,6 +263,8 @@ static void stop_mail_services(struct daemon *daemon)
 		queue_manager_stop(daemon->queue);
 	worker_pool_free(daemon->workers);
 	daemon->workers = NULL;
+	auth_service_free(daemon->auth);
+	daemon->auth = NULL;
 	queue_manager_free(daemon->queue);
 	daemon->queue = NULL;
 	queue_spool_free(daemon->spool);

@@ -1,19 +1,17 @@
 /*
  * protocol: which engine answers on each kind of listener.
  *
- * No protocol engine exists yet, so every row is an honest "service
- * temporarily unavailable" in the listener's own protocol, followed by a
- * close; later issues replace a row with the real engine and nothing else in
- * the daemon changes. The answers:
+ * mx, submission and submissions run the SMTP server (src/smtp/): plain with
+ * STARTTLS on the first two, implicit TLS on submissions, and AUTH required
+ * before MAIL on both submission listeners. The listeners whose engine does
+ * not exist yet give an honest "service temporarily unavailable" in their own
+ * protocol, then close:
  *
- *   SMTP (mx, submission): the 421 reply a server sends when it must close
- *     the channel (RFC 5321 3.8 and 4.2.3), with the enhanced status 4.3.2
- *     "system not accepting network messages" (RFC 3463 3.4).
  *   POP3: a negative greeting with the SYS/TEMP response code (RFC 3206 4),
  *     which tells the client the failure is temporary.
  *   HTTP: 503 Service Unavailable (RFC 9110 15.6.4) with Connection: close.
- *   Implicit TLS (submissions, pop3s): the client speaks first and expects a
- *     TLS handshake; any plaintext we wrote would be garbage to it, so the
+ *   Implicit TLS (pop3s): the client speaks first and expects a TLS
+ *     handshake; any plaintext we wrote would be garbage to it, so the
  *     connection is closed without a byte.
  *
  * After the answer the write side is shut down and the client's input is
@@ -106,16 +104,6 @@ static void unavailable_stop(struct daemon_session *session)
 	session->protocol_state = NULL;
 }
 
-static void smtp_unavailable_start(struct daemon_session *session)
-{
-	char answer[UNAVAILABLE_REPLY_MAX];
-	int n = snprintf(answer, sizeof(answer),
-			 "421 4.3.2 %s Service not available, closing transmission channel\r\n",
-			 session->daemon->config.hostname);
-
-	unavailable_answer(session, answer, (size_t) n);
-}
-
 static void pop3_unavailable_start(struct daemon_session *session)
 {
 	char answer[UNAVAILABLE_REPLY_MAX];
@@ -175,8 +163,8 @@ static struct bufferevent *smtp_start_tls(void *ctx, struct bufferevent *plain)
 
 static void smtp_start(struct daemon_session *session)
 {
-	const struct config_listener *listener =
-		&session->daemon->config.listeners[session->listener->kind];
+	enum config_listener_kind kind = session->listener->kind;
+	const struct config_listener *listener = &session->daemon->config.listeners[kind];
 	char ip[DAEMON_ADDRESS_CAP];
 	uint64_t port = 0;
 	struct span host, port_text;
@@ -186,9 +174,12 @@ static void smtp_start(struct daemon_session *session)
 		.listener = config_listener_name(session->listener->kind),
 		.close = smtp_close,
 		.close_ctx = session,
-		.is_starttls_offered = listener->starttls &&
+		.is_starttls_offered = kind != CONFIG_LISTENER_SUBMISSIONS && listener->starttls &&
 				       session->daemon->tls[listener->tls_profile] != NULL,
 		.start_tls = smtp_start_tls,
+		/* RFC 6409 4.1 / RFC 8314: submission needs AUTH before MAIL. */
+		.is_auth_required = kind != CONFIG_LISTENER_MX,
+		.is_plaintext_auth_allowed = listener->plaintext_auth,
 	};
 
 	/* session->client is "ip:port" or "[ip6]:port". */
@@ -203,6 +194,21 @@ static void smtp_start(struct daemon_session *session)
 		snprintf(ip, sizeof(ip), "%s", session->client);
 	}
 	params.client_port = (uint16_t) port;
+	if (kind == CONFIG_LISTENER_SUBMISSIONS) {
+		/* Implicit TLS (RFC 8314 3.3): the handshake comes first, on the
+		 * socket nobody has read from yet. */
+		struct error err;
+		struct bufferevent *tls = tls_bufferevent_upgrade(
+			session->bev, session->daemon->tls[listener->tls_profile], &err);
+
+		if (tls == NULL) {
+			log_warning("sid=%s tls: %s", session->sid, err.message);
+			daemon_session_close(session, "tls-failed");
+			return;
+		}
+		session->bev = tls;
+		params.is_tls = true;
+	}
 	session->protocol_state = smtp_session_start(&session->daemon->smtp, session->bev, &params);
 	if (session->protocol_state == NULL)
 		daemon_session_close(session, "out-of-memory");
@@ -222,8 +228,8 @@ static void smtp_stop(struct daemon_session *session)
 static const struct daemon_protocol daemon_protocols[CONFIG_LISTENER_KIND_COUNT] = {
 	/* listener                       name                start                   stop              drain */
 	[CONFIG_LISTENER_MX]          = { "smtp",             smtp_start,             smtp_stop,        smtp_drain },
-	[CONFIG_LISTENER_SUBMISSION]  = { "smtp-unavailable", smtp_unavailable_start, unavailable_stop, NULL },
-	[CONFIG_LISTENER_SUBMISSIONS] = { "tls-unavailable",  tls_unavailable_start,  NULL,             NULL },
+	[CONFIG_LISTENER_SUBMISSION]  = { "smtp",             smtp_start,             smtp_stop,        smtp_drain },
+	[CONFIG_LISTENER_SUBMISSIONS] = { "smtps",            smtp_start,             smtp_stop,        smtp_drain },
 	[CONFIG_LISTENER_POP3]        = { "pop3-unavailable", pop3_unavailable_start, unavailable_stop, NULL },
 	[CONFIG_LISTENER_POP3S]       = { "tls-unavailable",  tls_unavailable_start,  NULL,             NULL },
 	[CONFIG_LISTENER_HTTP]        = { "http-unavailable", http_unavailable_start, unavailable_stop, NULL },

@@ -22,8 +22,8 @@ struct smtp_command {
 #define IN(state) (1u << (state))
 #define ANY_STATE ((1u << SMTP_STATE_COUNT) - 1)
 
-static smtp_handler_fn do_starttls, do_ehlo, do_helo, do_mail, do_rcpt, do_data, do_bdat, do_rset,
-	do_noop, do_quit, do_vrfy, do_expn, do_help;
+static smtp_handler_fn do_auth, do_starttls, do_ehlo, do_helo, do_mail, do_rcpt, do_data, do_bdat,
+	do_rset, do_noop, do_quit, do_vrfy, do_expn, do_help;
 
 // clang-format off
 static const struct smtp_command smtp_commands[] = {
@@ -31,6 +31,7 @@ static const struct smtp_command smtp_commands[] = {
 	{ "EHLO",   ANY_STATE,                                   do_ehlo },
 	{ "HELO",   ANY_STATE,                                   do_helo },
 	{ "STARTTLS", IN(SMTP_STATE_CONNECTED) | IN(SMTP_STATE_GREETED), do_starttls },
+	{ "AUTH",   IN(SMTP_STATE_GREETED),                      do_auth },
 	{ "MAIL",   IN(SMTP_STATE_GREETED),                      do_mail },
 	{ "RCPT",   IN(SMTP_STATE_MAIL) | IN(SMTP_STATE_RCPT),   do_rcpt },
 	{ "DATA",   IN(SMTP_STATE_MAIL) | IN(SMTP_STATE_RCPT),   do_data },
@@ -104,10 +105,20 @@ static struct smtp_reply greet(struct smtp_session *s, struct span args, bool is
 	}
 	/* No enhanced code on EHLO lines: the keywords must stand alone
 	 * (RFC 2034 3 exempts the EHLO response). */
-	snprintf(s->reply_text, sizeof(s->reply_text),
-		 "%s\nPIPELINING\nSIZE %llu\n8BITMIME\nENHANCEDSTATUSCODES\nSMTPUTF8\nCHUNKING%s",
-		 config->hostname, (unsigned long long) config->max_message_size,
-		 s->is_starttls_offered && !s->is_tls ? "\nSTARTTLS" : "");
+	{
+		char mechanisms[128];
+
+		smtp_auth_mechanisms(s, mechanisms, sizeof(mechanisms));
+		/* AUTH= too: Outlook Express, Outlook up to 2003 and Netscape 6
+		 * look for the pre-RFC form (CLIENTS.md). */
+		snprintf(s->reply_text, sizeof(s->reply_text),
+			 "%s\nPIPELINING\nSIZE %llu\n8BITMIME\nENHANCEDSTATUSCODES\nSMTPUTF8\n"
+			 "CHUNKING%s%s%s%s%s",
+			 config->hostname, (unsigned long long) config->max_message_size,
+			 s->is_starttls_offered && !s->is_tls ? "\nSTARTTLS" : "",
+			 mechanisms[0] ? "\nAUTH " : "", mechanisms, mechanisms[0] ? "\nAUTH=" : "",
+			 mechanisms);
+	}
 	return REPLY(250, NULL, s->reply_text);
 }
 
@@ -119,6 +130,11 @@ static struct smtp_reply do_ehlo(struct smtp_session *s, struct span args)
 static struct smtp_reply do_helo(struct smtp_session *s, struct span args)
 {
 	return greet(s, args, false);
+}
+
+static struct smtp_reply do_auth(struct smtp_session *s, struct span args)
+{
+	return smtp_auth_start(s, args);
 }
 
 static struct smtp_reply do_starttls(struct smtp_session *s, struct span args)
@@ -161,9 +177,23 @@ static struct smtp_reply do_mail(struct smtp_session *s, struct span args)
 		return REPLY(555, "5.5.4", "BODY=BINARYMIME is not supported here");
 	if (mail->has_size && mail->size > s->server->config->max_message_size)
 		return REPLY(552, "5.3.4", "Message size exceeds fixed maximum message size");
-	s->tx.is_active = true;
-	s->state = SMTP_STATE_MAIL;
-	return REPLY(250, "2.1.0", "Ok");
+	if (s->is_auth_required && !s->is_authenticated)
+		return REPLY(530, "5.7.0", "Authentication required");
+	if (!s->is_authenticated) {
+		s->tx.is_active = true;
+		s->state = SMTP_STATE_MAIL;
+		return REPLY(250, "2.1.0", "Ok");
+	}
+	/* An authenticated user sends only as an address it owns. */
+	if (mail->reverse_path.is_null && s->is_auth_required)
+		return REPLY(553, "5.7.1", "The null sender is not allowed here");
+	if (mail->reverse_path.is_null) {
+		s->tx.is_active = true;
+		s->state = SMTP_STATE_MAIL;
+		return REPLY(250, "2.1.0", "Ok");
+	}
+	smtp_session_check_sender(s);
+	return REPLY_LATER;
 }
 
 static struct smtp_reply do_rcpt(struct smtp_session *s, struct span args)
@@ -294,6 +324,7 @@ static struct smtp_reply do_help(struct smtp_session *s, struct span args)
 	(void) s;
 	(void) args;
 	return REPLY(214, "2.0.0",
-		     "Commands: EHLO HELO STARTTLS MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP\n"
+		     "Commands: EHLO HELO STARTTLS AUTH MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY "
+		     "HELP\n"
 		     "See RFC 5321");
 }

@@ -100,7 +100,8 @@ struct smtp_session {
 	bool is_authenticated; /* set by SMTP AUTH; relaying needs it */
 	bool is_tls;	       /* after STARTTLS (or on an implicit-TLS listener) */
 	bool is_starttls_offered;
-	bool is_upgrading; /* 220 to STARTTLS written: upgrade once it is flushed */
+	bool is_upgrading;	/* 220 to STARTTLS written: upgrade once it is flushed */
+	bool is_handshake_done; /* the TLS handshake completed (when is_tls) */
 	smtp_start_tls_fn *start_tls;
 	bool is_quitting;     /* reply written; close once flushed */
 	bool is_stopped;      /* the daemon ended the session */
@@ -158,6 +159,9 @@ const char *smtp_command_name(size_t index);
 void smtp_transaction_reset(struct smtp_session *s);
 /* The recipient arrays of a transaction; false when memory is short. */
 bool smtp_transaction_arrays(struct smtp_session *s);
+/* MAIL from an authenticated session: is the reverse-path the user's own
+ * address or an alias it owns? Answers 250 or 553 when the look-up returns. */
+void smtp_session_check_sender(struct smtp_session *s);
 /* Carry on with buffered input after an asynchronous answer (auth.c). */
 void smtp_session_resume(struct smtp_session *s);
 

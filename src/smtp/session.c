@@ -17,6 +17,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include <sodium.h>
+
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -33,6 +35,7 @@ enum smtp_job_kind {
 	SMTP_JOB_WRITE,	 /* append decoded bytes */
 	SMTP_JOB_COMMIT, /* append the rest, fsync, rename, fsync dir */
 	SMTP_JOB_ABORT,	 /* remove the spool file */
+	SMTP_JOB_SENDER, /* may the authenticated user send as this address? */
 };
 
 struct smtp_job {
@@ -41,6 +44,10 @@ struct smtp_job {
 	struct smtp_server *server;
 	int rc;
 	struct error err;
+
+	/* SMTP_JOB_SENDER: address and auth_user in, is_owned out */
+	char auth_user[SMTP_ADDRESS_MAX + 1];
+	bool is_owned;
 
 	/* SMTP_JOB_RCPT */
 	char address[SMTP_ADDRESS_MAX + 16];
@@ -163,6 +170,34 @@ static void job_run(void *arg)
 	case SMTP_JOB_BEGIN:
 		job->rc = queue_spool_begin(server->spool, &job->message, &job->err);
 		break;
+	case SMTP_JOB_SENDER: {
+		char normalized[ADDRESS_MAX + 1];
+		struct store_alias *alias = malloc(sizeof(*alias));
+		struct error lookup_err;
+
+		job->rc = 0;
+		job->is_owned = false;
+		if (alias == NULL || store_address_normalize(span_from_cstr(job->address),
+							     normalized, &lookup_err) < 0) {
+			free(alias);
+			break; /* not an address anyone here owns */
+		}
+		if (strcasecmp(normalized, job->auth_user) == 0) {
+			job->is_owned = true;
+			free(alias);
+			break;
+		}
+		pthread_mutex_lock(server->store_lock);
+		if (store_alias_get(server->store, normalized, alias, &lookup_err) == 0)
+			job->is_owned = strcasecmp(alias->owner, job->auth_user) == 0;
+		else if (lookup_err.kind != ERROR_NOT_FOUND) {
+			job->rc = -1;
+			job->err = lookup_err;
+		}
+		pthread_mutex_unlock(server->store_lock);
+		free(alias);
+		break;
+	}
 	case SMTP_JOB_WRITE:
 	case SMTP_JOB_COMMIT: {
 		struct evbuffer_iovec vec[16];
@@ -478,6 +513,26 @@ static void job_done(void *arg)
 	case SMTP_JOB_RCPT:
 		rcpt_done(s, job);
 		break;
+	case SMTP_JOB_SENDER:
+		if (job->rc < 0) {
+			log_warning("sid=%s smtp sender look-up failed: %s", s->sid,
+				    job->err.message);
+			smtp_session_reply(s, REPLY(451, "4.3.0", "Temporary lookup failure"));
+		} else if (!job->is_owned) {
+			char shown[LOG_ESCAPED_CAP];
+
+			log_info("sid=%s smtp mail refused from=%s user=%s reason=not-owner",
+				 s->sid, log_escape(span_from_cstr(job->address), shown),
+				 s->auth_user);
+			smtp_session_reply(s, REPLY(553, "5.7.1",
+						    "Sender address rejected: not owned by the "
+						    "authenticated user"));
+		} else {
+			s->tx.is_active = true;
+			s->state = SMTP_STATE_MAIL;
+			smtp_session_reply(s, REPLY(250, "2.1.0", "Ok"));
+		}
+		break;
 	case SMTP_JOB_BEGIN:
 		begin_done(s, job);
 		break;
@@ -496,6 +551,22 @@ static void job_done(void *arg)
 	}
 	job_free(job);
 	process_input(s);
+}
+
+void smtp_session_check_sender(struct smtp_session *s)
+{
+	struct smtp_job *job = job_new(s, SMTP_JOB_SENDER);
+
+	if (job == NULL) {
+		smtp_session_reply(s, REPLY(451, "4.3.0", "Temporary failure, try again"));
+		return;
+	}
+	snprintf(job->address, sizeof(job->address), "%s", s->tx.mail.reverse_path.address);
+	snprintf(job->auth_user, sizeof(job->auth_user), "%s", s->auth_user);
+	if (!job_submit(s, job)) {
+		job_free(job);
+		smtp_session_reply(s, REPLY(451, "4.3.0", "Temporary failure, try again"));
+	}
 }
 
 void smtp_session_lookup_rcpt(struct smtp_session *s, const struct smtp_rcpt_args *rcpt,
@@ -580,7 +651,9 @@ static int build_envelope(struct smtp_session *s, struct queue_envelope *env, st
 				      err) < 0 ||
 	    queue_envelope_string_set(&env->client_address, span_from_cstr(s->client_ip), err) <
 		    0 ||
-	    queue_envelope_string_set(&env->helo, span_from_cstr(s->helo), err) < 0)
+	    queue_envelope_string_set(&env->helo, span_from_cstr(s->helo), err) < 0 ||
+	    (s->is_authenticated &&
+	     queue_envelope_string_set(&env->auth_user, span_from_cstr(s->auth_user), err) < 0))
 		return -1;
 	for (size_t i = 0; i < tx->target_count; i++) {
 		const struct smtp_recipient *r = &tx->recipients[tx->target_recipient[i]];
@@ -797,6 +870,50 @@ static struct smtp_reply line_refusal(enum smtp_line_result result)
 	return REPLY(500, "5.5.2", "Bare LF is not allowed; lines end with CRLF");
 }
 
+/* One response line of an AUTH exchange (RFC 4954 4: up to 12288 octets). */
+static bool read_auth_line(struct smtp_session *s, struct evbuffer *in)
+{
+	struct evbuffer_ptr lf = evbuffer_search(in, "\n", 1, NULL);
+	size_t len = lf.pos < 0 ? evbuffer_get_length(in) : (size_t) lf.pos + 1;
+	unsigned char *bytes;
+	struct span line;
+
+	if (len > SASL_RESPONSE_LINE_MAX + 2) {
+		smtp_auth_end(s);
+		if (lf.pos < 0) {
+			evbuffer_drain(in, len);
+			s->input_mode = SMTP_INPUT_DISCARD_LINE;
+		} else {
+			evbuffer_drain(in, len);
+		}
+		smtp_session_reply(s,
+				   REPLY(500, "5.5.6", "Authentication exchange line is too long"));
+		return true;
+	}
+	if (lf.pos < 0)
+		return false;
+	bytes = evbuffer_pullup(in, (ev_ssize_t) len);
+	line = span_make((const char *) bytes, len - 1);
+	if (line.len == 0 || line.ptr[line.len - 1] != '\r') {
+		evbuffer_drain(in, len);
+		smtp_auth_end(s);
+		smtp_session_reply(s, line_refusal(SMTP_LINE_HAS_BARE_LF));
+		return true;
+	}
+	line.len--;
+	{
+		char copy[SASL_RESPONSE_LINE_MAX + 1];
+		struct smtp_reply reply;
+
+		memcpy(copy, line.ptr, line.len);
+		evbuffer_drain(in, len);
+		reply = smtp_auth_response(s, span_make(copy, line.len));
+		sodium_memzero(copy, line.len);
+		smtp_session_reply(s, reply);
+	}
+	return s->job == NULL && !s->is_auth_waiting;
+}
+
 /* One command line; returns false when it must wait (or the input is short). */
 static bool read_command(struct smtp_session *s, struct evbuffer *in)
 {
@@ -889,7 +1006,8 @@ static void process_input(struct smtp_session *s)
 {
 	bool is_blocked_on_output = false;
 
-	while (s->bev != NULL && s->job == NULL && !s->is_quitting && !s->is_upgrading) {
+	while (s->bev != NULL && s->job == NULL && !s->is_quitting && !s->is_upgrading &&
+	       !s->is_auth_waiting) {
 		struct evbuffer *in = bufferevent_get_input(s->bev);
 		bool more;
 
@@ -911,6 +1029,9 @@ static void process_input(struct smtp_session *s)
 		case SMTP_INPUT_CHUNK:
 			more = read_chunk(s, in);
 			break;
+		case SMTP_INPUT_AUTH:
+			more = read_auth_line(s, in);
+			break;
 		case SMTP_INPUT_COMMAND:
 		case SMTP_INPUT_DISCARD_LINE:
 		default:
@@ -923,7 +1044,11 @@ static void process_input(struct smtp_session *s)
 	/* Shutting down: between transactions, say goodbye (RFC 5321 3.8). */
 	if (s->is_draining && s->bev != NULL && s->job == NULL && !s->tx.is_active &&
 	    s->state != SMTP_STATE_BDAT && s->input_mode == SMTP_INPUT_COMMAND && !s->is_quitting &&
-	    !s->is_upgrading) {
+	    !s->is_upgrading && !s->is_auth_waiting) {
+		if (s->is_tls && !s->is_handshake_done) {
+			s->close(s->close_ctx, "shutdown"); /* no channel to say it on */
+			return;
+		}
 		snprintf(s->reply_text, sizeof(s->reply_text), "%s Service shutting down",
 			 s->server->config->hostname);
 		smtp_session_reply(s, REPLY_CLOSE(421, "4.3.2", s->reply_text));
@@ -980,6 +1105,11 @@ static void upgrade(struct smtp_session *s)
 		log_info("sid=%s smtp starttls discarded=%zu", s->sid, discarded);
 	s->bev = tls;
 	s->is_tls = true;
+	s->is_handshake_done = false;
+	/* Nothing learned in plaintext survives, an earlier AUTH included. */
+	smtp_auth_end(s);
+	s->is_authenticated = false;
+	s->auth_user[0] = '\0';
 	smtp_transaction_reset(s);
 	s->state = SMTP_STATE_CONNECTED;
 	s->is_esmtp = false;
@@ -1014,6 +1144,7 @@ static void on_event(struct bufferevent *bev, short events, void *ctx)
 	if (events & BEV_EVENT_CONNECTED) {
 		char described[TLS_DESCRIBE_CAP];
 
+		s->is_handshake_done = true;
 		log_info("sid=%s tls %s", s->sid,
 			 tls_handshake_describe(tls_bufferevent_ssl(bev), described,
 						sizeof(described)));
@@ -1037,7 +1168,9 @@ static void on_event(struct bufferevent *bev, short events, void *ctx)
 		return;
 	}
 	if (events & BEV_EVENT_EOF) {
-		if (s->is_quitting || s->is_upgrading) {
+		/* Before the TLS handshake is done nothing can still reach the
+		 * client: end now. */
+		if (s->is_quitting || s->is_upgrading || (s->is_tls && !s->is_handshake_done)) {
 			s->close(s->close_ctx, s->is_quitting ? "quit" : "eof");
 			return;
 		}
@@ -1079,6 +1212,9 @@ struct smtp_session *smtp_session_start(struct smtp_server *server, struct buffe
 	 * reload lowers it. */
 	s->tx.recipients_cap = max;
 	s->is_starttls_offered = params->is_starttls_offered && params->start_tls != NULL;
+	s->is_tls = params->is_tls;
+	s->is_auth_required = params->is_auth_required;
+	s->is_plaintext_auth_allowed = params->is_plaintext_auth_allowed;
 	s->start_tls = params->start_tls;
 	set_callbacks(s);
 	snprintf(s->reply_text, sizeof(s->reply_text), "%s ESMTP", server->config->hostname);
