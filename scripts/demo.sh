@@ -44,12 +44,16 @@ postgate demo — instance in ./demo, config demo/postgate.conf
                 connect to 127.0.0.1 and use the names where a client asks for one)
   Users:        alice@$domain and bob@$domain, password "$password"
   Listeners on 127.0.0.1:
-    mx          $(port mx)     (SMTP)
-    submission  $(port submission)     (SMTP submission)
-    submissions $(port submissions)     (SMTP submission, implicit TLS)
-    pop3        $(port pop3)     (POP3)
-    pop3s       $(port pop3s)     (POP3, implicit TLS)
-    http        $(port http)     (HTTP)
+    mx          $(port mx)     SMTP: mail for the hosted domains; AUTH after STARTTLS
+    submission  $(port submission)     SMTP submission: STARTTLS, then AUTH (required)
+    submissions $(port submissions)     SMTP submission over implicit TLS, AUTH required
+    pop3        $(port pop3)     POP3: not served by this version yet
+    pop3s       $(port pop3s)     POP3 over TLS: not served by this version yet
+    http        $(port http)     HTTP: not served by this version yet
+  The certificate is self-signed (demo/tls/cert.pem): tell your client to accept it.
+  Example:      swaks --server 127.0.0.1:$(port submission) --tls --auth PLAIN \\
+                  --auth-user alice@example.test --auth-password '$password' \\
+                  --from alice@example.test --to bob@example.test
   What each listener answers in this version: docs/daemon.md
   Try:          $postgate -c $conf user list
   Stop:         Ctrl-C

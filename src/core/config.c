@@ -80,6 +80,7 @@ static const struct config_key config_keys[] = {
 	LISTENER(tls_profile,   CONFIG_TYPE_TLS_PROFILE, "modern"),
 	LISTENER(starttls,      CONFIG_TYPE_BOOL,      "yes"),
 	LISTENER(plaintext_auth, CONFIG_TYPE_BOOL,     "no"),
+	LISTENER(detect_implicit_tls, CONFIG_TYPE_BOOL, "no"),
 };
 // clang-format on
 

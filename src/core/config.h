@@ -57,8 +57,9 @@ struct config_listener {
 	size_t listen_count;
 	struct config_address listen[CONFIG_LISTEN_MAX];
 	enum config_tls_profile tls_profile;
-	bool starttls;	     /* offer STARTTLS (mx, submission) */
-	bool plaintext_auth; /* PLAIN/LOGIN without TLS; only with the legacy profile */
+	bool starttls;		  /* offer STARTTLS (mx, submission) */
+	bool plaintext_auth;	  /* PLAIN/LOGIN without TLS; only with the legacy profile */
+	bool detect_implicit_tls; /* submission: a ClientHello first means implicit TLS */
 };
 
 struct config {

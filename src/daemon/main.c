@@ -306,6 +306,10 @@ static void shut_down(struct daemon *daemon)
 	daemon_sessions_close_all(daemon, "shutdown");
 	daemon_listeners_free(daemon);
 	stop_mail_services(daemon);
+	/* A bufferevent freed just before the loop stopped may still have its
+	 * deferred callbacks queued; it is released only when they run. */
+	for (int i = 0; i < 4; i++)
+		event_base_loop(daemon->base, EVLOOP_NONBLOCK);
 	daemon_signals_free(daemon);
 	event_base_free(daemon->base);
 	daemon->base = NULL;

@@ -29,6 +29,7 @@
 
 #include "core/log.h"
 #include "daemon/internal.h"
+#include "tls/sniff.h"
 #include "tls/upgrade.h"
 
 #define UNAVAILABLE_LINGER_MS	10000
@@ -137,7 +138,17 @@ static void tls_unavailable_start(struct daemon_session *session)
 }
 
 // clang-format off
-/* The SMTP server (src/smtp/) on a session's bufferevent. */
+/*
+ * The SMTP server (src/smtp/) on a session's bufferevent. protocol_state is
+ * a struct smtp_state: the SMTP session, and while the first bytes are being
+ * sniffed for a TLS ClientHello (detect_implicit_tls), that event.
+ */
+struct smtp_state {
+	struct smtp_session *smtp;
+	struct event *sniff;
+	uint64_t sniff_deadline_ms;
+};
+
 static void smtp_close(void *ctx, const char *reason)
 {
 	daemon_session_close(ctx, reason);
@@ -161,8 +172,10 @@ static struct bufferevent *smtp_start_tls(void *ctx, struct bufferevent *plain)
 	return bev;
 }
 
-static void smtp_start(struct daemon_session *session)
+/* Start the SMTP session, over TLS from the first byte when is_implicit_tls. */
+static void smtp_begin(struct daemon_session *session, bool is_implicit_tls)
 {
+	struct smtp_state *state = session->protocol_state;
 	enum config_listener_kind kind = session->listener->kind;
 	const struct config_listener *listener = &session->daemon->config.listeners[kind];
 	char ip[DAEMON_ADDRESS_CAP];
@@ -171,10 +184,10 @@ static void smtp_start(struct daemon_session *session)
 	struct smtp_session_params params = {
 		.sid = session->sid,
 		.client_ip = ip,
-		.listener = config_listener_name(session->listener->kind),
+		.listener = config_listener_name(kind),
 		.close = smtp_close,
 		.close_ctx = session,
-		.is_starttls_offered = kind != CONFIG_LISTENER_SUBMISSIONS && listener->starttls &&
+		.is_starttls_offered = !is_implicit_tls && listener->starttls &&
 				       session->daemon->tls[listener->tls_profile] != NULL,
 		.start_tls = smtp_start_tls,
 		/* RFC 6409 4.1 / RFC 8314: submission needs AUTH before MAIL. */
@@ -194,7 +207,7 @@ static void smtp_start(struct daemon_session *session)
 		snprintf(ip, sizeof(ip), "%s", session->client);
 	}
 	params.client_port = (uint16_t) port;
-	if (kind == CONFIG_LISTENER_SUBMISSIONS) {
+	if (is_implicit_tls) {
 		/* Implicit TLS (RFC 8314 3.3): the handshake comes first, on the
 		 * socket nobody has read from yet. */
 		struct error err;
@@ -209,19 +222,91 @@ static void smtp_start(struct daemon_session *session)
 		session->bev = tls;
 		params.is_tls = true;
 	}
-	session->protocol_state = smtp_session_start(&session->daemon->smtp, session->bev, &params);
-	if (session->protocol_state == NULL)
+	state->smtp = smtp_session_start(&session->daemon->smtp, session->bev, &params);
+	if (state->smtp == NULL)
 		daemon_session_close(session, "out-of-memory");
+}
+
+/*
+ * detect_implicit_tls: before Outlook 2007, ticking SSL on any port but 25
+ * meant implicit TLS, so those clients open 587 with a TLS ClientHello.
+ * Such a client speaks first, right behind the TCP handshake; an SMTP
+ * client waits for our greeting. So the greeting waits SMTP_SNIFF_WAIT_MS
+ * for a first byte: a ClientHello switches to implicit TLS, anything else
+ * (or nothing) is plain SMTP. MSG_PEEK leaves the bytes for whoever reads.
+ */
+#define SMTP_SNIFF_WAIT_MS 5
+
+static void on_sniff(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon_session *session = arg;
+	struct smtp_state *state = session->protocol_state;
+	unsigned char head[TLS_SNIFF_BYTES];
+	enum tls_sniff verdict = TLS_SNIFF_NOT_TLS;
+
+	if (what & EV_READ) {
+		ssize_t n = recv(fd, head, sizeof(head), MSG_PEEK | MSG_DONTWAIT);
+
+		if (n > 0)
+			verdict = tls_sniff_client_hello(span_make((const char *) head, (size_t) n));
+		if (verdict == TLS_SNIFF_NEED_MORE && daemon_clock_ms() < state->sniff_deadline_ms) {
+			struct timeval left = { 0, 1000 };
+
+			event_add(state->sniff, &left); /* the rest of the record header */
+			return;
+		}
+	}
+	event_free(state->sniff);
+	state->sniff = NULL;
+	if (verdict == TLS_SNIFF_TLS)
+		log_info("sid=%s smtp implicit-tls detected", session->sid);
+	smtp_begin(session, verdict == TLS_SNIFF_TLS);
+}
+
+static void smtp_start(struct daemon_session *session)
+{
+	enum config_listener_kind kind = session->listener->kind;
+	const struct config_listener *listener = &session->daemon->config.listeners[kind];
+	struct smtp_state *state = calloc(1, sizeof(*state));
+
+	if (state == NULL) {
+		daemon_session_close(session, "out-of-memory");
+		return;
+	}
+	session->protocol_state = state;
+	if (kind == CONFIG_LISTENER_SUBMISSION && listener->detect_implicit_tls &&
+	    session->daemon->tls[listener->tls_profile] != NULL) {
+		struct timeval wait = { 0, SMTP_SNIFF_WAIT_MS * 1000 };
+
+		state->sniff = event_new(session->daemon->base, bufferevent_getfd(session->bev),
+					 EV_READ, on_sniff, session);
+		if (state->sniff != NULL) {
+			state->sniff_deadline_ms = daemon_clock_ms() + SMTP_SNIFF_WAIT_MS;
+			event_add(state->sniff, &wait);
+			return;
+		}
+	}
+	smtp_begin(session, kind == CONFIG_LISTENER_SUBMISSIONS);
 }
 
 static void smtp_drain(struct daemon_session *session)
 {
-	smtp_session_drain(session->protocol_state);
+	struct smtp_state *state = session->protocol_state;
+
+	if (state->smtp != NULL)
+		smtp_session_drain(state->smtp);
 }
 
 static void smtp_stop(struct daemon_session *session)
 {
-	smtp_session_stop(session->protocol_state);
+	struct smtp_state *state = session->protocol_state;
+
+	if (state == NULL)
+		return;
+	if (state->sniff != NULL)
+		event_free(state->sniff);
+	smtp_session_stop(state->smtp);
+	free(state);
 	session->protocol_state = NULL;
 }
 

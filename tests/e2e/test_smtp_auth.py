@@ -300,3 +300,34 @@ def test_scram_sha_256(mail_server):
             assert c.cmd("") == (235, ["2.7.0 Authentication successful"])
         c.close()
     assert_clean_stop(inst)
+
+
+def test_submission_detects_a_client_that_starts_with_tls(mail_server):
+    """Outlook 2003 with SSL ticked on 587 sends a ClientHello at once."""
+    import socket
+    inst = mail_server
+    set_listener_key(inst, "submission", "detect_implicit_tls", "yes")
+    inst.start()
+    raw = socket.create_connection(("127.0.0.1", inst.port("submission")), timeout=10)
+    tls = tls_context().wrap_socket(raw)  # the handshake before any greeting
+    f = tls.makefile("rb")
+    assert f.readline() == f"220 {HOSTNAME} ESMTP\r\n".encode()
+    tls.sendall(b"EHLO PC\r\n")
+    lines = []
+    while not lines or lines[-1][3:4] != b" ":
+        lines.append(f.readline())
+    assert b"250-AUTH PLAIN LOGIN SCRAM-SHA-256\r\n" in lines
+    assert b"250-STARTTLS\r\n" not in lines
+    f.close()
+    tls.close()
+    inst.wait_log(r"smtp implicit-tls detected")
+    # An ordinary client still gets plain SMTP with STARTTLS.
+    with smtplib.SMTP("127.0.0.1", inst.port("submission"), timeout=10) as client:
+        client.ehlo("pc")
+        assert client.has_extn("starttls")
+        client.starttls(context=tls_context())
+        client.ehlo("pc")
+        client.login(ALICE, DEMO_PASSWORD)
+        client.sendmail(ALICE, [BOB], b"Subject: plain then tls\r\n\r\nx\r\n")
+    wait_delivered(inst, BOB, 1)
+    assert_clean_stop(inst)
