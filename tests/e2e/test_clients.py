@@ -270,7 +270,7 @@ class Model:
 WINDOWS_MAIL = Model(
     name="Windows Mail (Vista)", ehlo="ALICE-PC", pick=pick_oe, falls_back=False,
     guide_mx={}, uses_starttls_when_offered=False,
-    secure_listener="submissions", secure_keys={},
+    secure_listener="submissions", secure_keys={"tls_profile": "legacy"},
     tls_stack="vista", after_auth_failure="stops", connection_per_message=False)
 
 OUTLOOK_2007 = Model(
