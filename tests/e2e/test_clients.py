@@ -25,7 +25,6 @@ Mac OS X and Entourage behave (CLIENTS.md does not describe them; their
 secure setups use Python's TLS client, so they verify our SMTP side only),
 and anything CLIENTS.md marks unknown.
 """
-import base64
 import dataclasses
 import os
 import re
@@ -265,6 +264,15 @@ class Model:
     other_forms: tuple = ()   # unknown habits: these must authenticate too
     mail_size_param: bool = False
     reset_after_quit: bool = False
+    # The secure setup's TLS mode: implicit on 465, STARTTLS on 587, unless
+    # the client's "SSL" box means implicit TLS on 587 too (OE, Windows Mail).
+    secure_implicit: "bool | None" = None
+
+    @property
+    def is_secure_implicit(self):
+        if self.secure_implicit is not None:
+            return self.secure_implicit
+        return self.secure_listener == "submissions"
 
 
 WINDOWS_MAIL = Model(
@@ -300,6 +308,9 @@ NETSCAPE_6 = Model(
     # STARTTLS only (no SSL-on-connect before Mozilla 1.x): 587.
     secure_listener="submission", secure_keys={}, tls_stack="current",
     after_auth_failure="stops", connection_per_message=True)
+# (With the guide's settings Netscape 6 is replayed without STARTTLS: Mozilla's
+# default is "never" (try_ssl = 0) in the 7.x sources; Netscape 6's default
+# is not established.)
 
 NETSCAPE_7 = {
     "7.1": Model(
@@ -370,7 +381,7 @@ class Session:
             listener, implicit = "mx", False
         else:
             listener = model.secure_listener
-            implicit = listener == "submissions"
+            implicit = model.is_secure_implicit
         context, sni = client_context(model) if (setup == "secure" or
                                                  model.uses_starttls_when_offered) else (None, None)
         self.listener = listener
@@ -400,8 +411,10 @@ class Session:
         """One AUTH exchange in the client's wire form; returns the final reply."""
         w = self.wire
         if mechanism == "PLAIN":
-            # Mozilla writes "AUTH PLAIN %.256s": base64 cut at 256 characters.
-            response = b64("\0" + ALICE + "\0" + password)[:256]
+            # Empty authzid, as every client here sends it. (Mozilla cuts the
+            # base64 at 256 characters, "AUTH PLAIN %.256s"; ours is shorter.)
+            response = b64("\0" + ALICE + "\0" + password)
+            assert len(response) < 256
             if initial:
                 return w.cmd(f"AUTH PLAIN {response}")
             assert w.cmd("AUTH PLAIN") == (334, [""])
@@ -692,6 +705,8 @@ OURS = ["AUTH PLAIN LOGIN SCRAM-SHA-256", "AUTH=PLAIN LOGIN SCRAM-SHA-256"]
 RFC_ONLY = ["AUTH PLAIN LOGIN"]
 OLD_ONLY = ["AUTH=PLAIN LOGIN"]
 WITH_CRAM = ["AUTH CRAM-MD5 PLAIN LOGIN", "AUTH=CRAM-MD5 PLAIN LOGIN"]
+# Our mx without TLS and without plaintext_auth (test_smtp_auth checks this reply).
+DEFAULT_MX = ["STARTTLS", "AUTH SCRAM-SHA-256", "AUTH=SCRAM-SHA-256"]
 EHLO_READING_CASES = [
     # name, picker, reply, what it tries first (None: it does not authenticate)
     ("oe-ours", pick_oe, OURS, ("LOGIN", False)),
@@ -710,6 +725,16 @@ EHLO_READING_CASES = [
     ("eudora-cram-no-fallback", pick_eudora, WITH_CRAM, ("CRAM-MD5", False)),
     ("mac-mail-ours", pick_mac_mail, OURS, ("PLAIN", True)),
     ("mac-mail-cram-by-default", pick_mac_mail, WITH_CRAM, ("CRAM-MD5", False)),
+    ("entourage-ours", pick_entourage, OURS, ("LOGIN", False)),
+    # Without plaintext_auth, none of them finds a mechanism before TLS.
+    ("oe-default-mx", pick_oe, DEFAULT_MX, None),
+    ("outlook-2007-default-mx", pick_outlook_2007, DEFAULT_MX, None),
+    ("netscape-6-default-mx", pick_netscape_6, DEFAULT_MX, None),
+    ("netscape-7.1-default-mx", pick_netscape_7_1, DEFAULT_MX, None),
+    ("netscape-7.2-default-mx", pick_netscape_7_2, DEFAULT_MX, None),
+    ("eudora-default-mx", pick_eudora, DEFAULT_MX, None),
+    ("mac-mail-default-mx", pick_mac_mail, DEFAULT_MX, None),
+    ("entourage-default-mx", pick_entourage, DEFAULT_MX, None),
 ]
 
 
@@ -723,6 +748,23 @@ def test_what_each_client_reads_in_an_ehlo_reply(name, pick, reply, first):
     assert (attempts[0] if attempts else None) == first, attempts
     if name == "netscape-7.1-cram-first":
         assert attempts == [("CRAM-MD5", False), ("PLAIN", True), ("LOGIN", True)]
+
+
+def test_ssl_ticked_on_587_needs_detect_implicit_tls(mail_server):
+    """Outlook Express and Windows Mail with "This server requires a secure
+    connection (SSL)" on 587 start with a TLS handshake (CLIENTS.md 1.1).
+    With detect_implicit_tls on submission (and the legacy profile, for
+    Vista's TLS 1.0) Windows Mail sends through 587; XP's stack still shares
+    no suite with us there."""
+    inst = mail_server
+    model = dataclasses.replace(
+        WINDOWS_MAIL, secure_listener="submission", secure_implicit=True,
+        secure_keys={"tls_profile": "legacy", "detect_implicit_tls": "yes"})
+    replay(inst, model, "secure")
+    with socket.create_connection(("127.0.0.1", inst.port("submission")), timeout=10) as s:
+        s.sendall(xp_client_hello())
+        assert read_alert(s) == (21, 2, ALERT_HANDSHAKE_FAILURE)
+    inst.wait_log(r"tls error=.*no shared cipher")
 
 
 def test_eudora_breaks_where_starttls_is_offered_in_a_profile_it_cannot_speak(mail_server):
