@@ -1,8 +1,8 @@
 """contrib/fail2ban/filter.d/postgate.conf against real auth log lines, with
 Debian's `fail2ban-regex` (package fail2ban).
 
-The daemon does not run logins through the auth service yet, so the lines
-come from the real service and the real logger in the unit test program:
+The lines come from the real service and the real logger in the unit test
+program (which can make failures from many addresses):
 tests/unit/auth_service_test, run with AUTH_SERVICE_TEST_FILTER set to its
 test_log_lines_for_fail2ban case, writes on stderr exactly the lines
 postgated writes. That case produces (see its comment):
@@ -133,3 +133,29 @@ def test_example_jail_passes_fail2ban_configuration_test(tmp_path):
     assert dump.returncode == 0, dump.stdout + dump.stderr
     assert "['add', 'postgate', 'systemd']" in dump.stdout
     assert "['set', 'postgate', 'addjournalmatch', 'SYSLOG_IDENTIFIER=postgated']" in dump.stdout
+
+
+def test_filter_matches_the_daemons_own_lines(mail_server, filter_path, tmp_path):
+    """The running daemon's log after failed and successful SMTP logins."""
+    import base64
+    import smtplib
+    import ssl
+    from conftest import DEMO_PASSWORD, assert_clean_stop
+
+    inst = mail_server
+    inst.start()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    for password in ("wrong-1", "wrong-2", DEMO_PASSWORD):
+        with smtplib.SMTP_SSL("127.0.0.1", inst.port("submissions"), timeout=10,
+                              context=ctx) as client:
+            client.ehlo("pc")
+            code, _ = client.docmd("AUTH", "PLAIN " + base64.b64encode(
+                f"\0alice@example.test\0{password}".encode()).decode())
+            assert code == (235 if password == DEMO_PASSWORD else 535)
+    inst.wait_log(r"auth ok listener=submissions")
+    assert_clean_stop(inst)
+    log = tmp_path / "postgated.log"
+    log.write_text("\n".join(line for line in inst.log().splitlines() if " auth " in line) + "\n")
+    assert matched_hosts(log, filter_path) == {"127.0.0.1": 2}
