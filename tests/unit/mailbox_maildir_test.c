@@ -27,6 +27,7 @@
 
 #include "core/span.h"
 #include "mailbox/maildir.h"
+#include "scratch.h"
 #include "syscall_trace.h"
 
 struct tmp {
@@ -39,50 +40,37 @@ static int tmp_setup(void **state)
 {
 	struct tmp *tmp = calloc(1, sizeof(*tmp));
 
-	if (tmp == NULL)
+	if (tmp == NULL || scratch_dir_make("mailbox_maildir_test", tmp->dir) < 0) {
+		free(tmp);
 		return -1;
-	snprintf(tmp->dir, sizeof(tmp->dir), "/tmp/mailbox_maildir_test.XXXXXX");
-	if (mkdtemp(tmp->dir) == NULL)
-		return -1;
+	}
 	snprintf(tmp->maildir, sizeof(tmp->maildir), "%s/mail/example.test/alice", tmp->dir);
 	snprintf(tmp->message, sizeof(tmp->message), "%s/message", tmp->dir);
 	*state = tmp;
 	return 0;
 }
 
-static struct rlimit saved_file_size_limit;
+static int tmp_teardown(void **state)
+{
+	struct tmp *tmp = *state;
+	int rc = scratch_dir_remove(tmp->dir);
 
-/* For the tests that lower RLIMIT_FSIZE: a failed assertion must not leave
- * the limit for the tests after it. */
+	free(tmp);
+	return rc;
+}
+
 static int limit_setup(void **state)
 {
-	if (getrlimit(RLIMIT_FSIZE, &saved_file_size_limit) != 0)
+	if (scratch_file_size_limit_save() != 0)
 		return -1;
 	return tmp_setup(state);
 }
 
-static int tmp_teardown(void **state);
-
 static int limit_teardown(void **state)
 {
-	signal(SIGXFSZ, SIG_DFL);
-	if (setrlimit(RLIMIT_FSIZE, &saved_file_size_limit) != 0)
+	if (scratch_file_size_limit_restore() != 0)
 		return -1;
 	return tmp_teardown(state);
-}
-
-static int tmp_teardown(void **state)
-{
-	struct tmp *tmp = *state;
-	char cmd[PATH_MAX + 16];
-	int rc;
-
-	snprintf(cmd, sizeof(cmd), "%s/small", tmp->dir);
-	(void) umount2(cmd, MNT_DETACH);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp->dir);
-	rc = system(cmd);
-	free(tmp);
-	return rc == 0 ? 0 : -1;
 }
 
 static const char prefix[] = "Return-Path: <bob@example.test>\r\nDelivered-To: "
