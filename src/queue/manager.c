@@ -347,7 +347,8 @@ struct queue_manager *queue_manager_new(const struct queue_manager_params *param
 
 static void recovered(void *ctx, const char *id, enum queue_place place)
 {
-	(void) place;
+	if (place == QUEUE_PLACE_HOLD)
+		return; /* the administrator set it aside */
 	queue_manager_submit(ctx, id, false);
 }
 

@@ -81,10 +81,11 @@ bool queue_id_is_valid(struct span s)
 
 /* --- the spool ------------------------------------------------------------- */
 
-#define PLACE_COUNT 2
+#define PLACE_COUNT 3
 static const char *const place_dirs[PLACE_COUNT] = {
 	[QUEUE_PLACE_ACTIVE] = "queue",
 	[QUEUE_PLACE_DEFERRED] = "deferred",
+	[QUEUE_PLACE_HOLD] = "hold",
 };
 
 /* "ID.state" and a NUL. */
@@ -262,7 +263,8 @@ int queue_spool_open(const char *spool_dir, struct queue_spool **spool_out, stru
 			goto fail_stat;
 		if (st.st_dev != root_st.st_dev) {
 			error_set(err, ERROR_CONFIG,
-				  "spool: %s: tmp, queue and deferred must be on one file system",
+				  "spool: %s: tmp, queue, deferred and hold must be on one file "
+				  "system",
 				  spool_dir);
 			goto fail;
 		}
@@ -277,7 +279,7 @@ fail:
 	return -1;
 }
 
-/* Whether any file of id is already in queue/ or deferred/. */
+/* Whether any file of id is already in queue/, deferred/ or hold/. */
 static bool id_in_use(struct queue_spool *spool, const char *id)
 {
 	char name[FILE_NAME_CAP];
@@ -766,7 +768,7 @@ int queue_spool_finish(struct queue_spool *spool, const char *id, struct error *
 
 /* --- scanning and recovery ------------------------------------------------ */
 
-/* One spool file found in queue/ or deferred/. */
+/* One spool file found in queue/, deferred/ or hold/. */
 struct found_file {
 	char id[QUEUE_ID_MAX + 1];
 	unsigned char place;

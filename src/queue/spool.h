@@ -84,16 +84,18 @@ struct queue_message;
 enum queue_place {
 	QUEUE_PLACE_ACTIVE = 0, /* queue/: deliver now */
 	QUEUE_PLACE_DEFERRED,	/* deferred/: waiting for its next attempt */
+	QUEUE_PLACE_HOLD,	/* hold/: set aside by the administrator, never tried */
 };
 
 /* Buffered bytes per message being received before a write(2). */
 #define QUEUE_MESSAGE_BUFFER_BYTES 16384
 
 /*
- * Open the spool at spool_dir, creating spool_dir and its tmp/, queue/ and
- * deferred/ (mode 0700) when missing, and making their names durable. Keeps a
- * descriptor of each directory open for the *at() calls and directory
- * fsyncs. The three must be on one file system (renames between them).
+ * Open the spool at spool_dir, creating spool_dir and its tmp/, queue/,
+ * deferred/ and hold/ (mode 0700) when missing, and making their names
+ * durable. Keeps a descriptor of each directory open for the *at() calls and
+ * directory fsyncs. The four must be on one file system (renames between
+ * them).
  */
 int queue_spool_open(const char *spool_dir, struct queue_spool **spool_out, struct error *err);
 /* Close the directories. Messages still open must be finished first. NULL ok. */
