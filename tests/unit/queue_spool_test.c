@@ -1265,6 +1265,7 @@ static void test_durable_step_order(void **state)
 		    "mkdir spool/tmp\n"
 		    "mkdir spool/queue\n"
 		    "mkdir spool/deferred\n"
+		    "mkdir spool/hold\n"
 		    "fsync spool\n"
 		    "create spool/tmp/ID.msg\n"
 		    "fsync spool/tmp/ID.msg\n"
