@@ -12,6 +12,7 @@
  */
 #include "auth/secret.h"
 
+#include <ctype.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
@@ -323,4 +324,18 @@ bool auth_secret_verify_scram(const char *secret, const char *password, size_t p
 	sodium_memzero(got_stored, sizeof(got_stored));
 	sodium_memzero(got_server, sizeof(got_server));
 	return is_match;
+}
+
+bool auth_secret_is_cram_md5(const char *secret)
+{
+	static const char scheme[] = "{CRAM-MD5}";
+	size_t scheme_len = sizeof(scheme) - 1;
+
+	if (secret == NULL || strncasecmp(secret, scheme, scheme_len) != 0)
+		return false;
+	secret += scheme_len;
+	for (size_t i = 0; i < 64; i++)
+		if (!isxdigit((unsigned char) secret[i]))
+			return false;
+	return secret[64] == '\0';
 }

@@ -4,6 +4,7 @@
  * imports and exports are lossless:
  *   {ARGON2ID}$argon2id$v=19$m=...,t=...,p=...$salt$hash   (libsodium)
  *   {SCRAM-SHA-256}<iterations>,<base64 salt>,<base64 StoredKey>,<base64 ServerKey>
+ *   {CRAM-MD5}<64 hex digits>   (made by sasl_cram_md5_secret_make, src/sasl/)
  * Never logs; wipes its copies of the password. Safe from any thread after
  * auth_secret_global_init().
  */
@@ -59,6 +60,11 @@ bool auth_secret_verify_scram(const char *secret, const char *password, size_t p
 int auth_secret_parse_scram(const char *secret, unsigned *iterations_out, unsigned char *salt_out,
 			    size_t salt_cap, size_t *salt_len_out, unsigned char stored_key_out[32],
 			    unsigned char server_key_out[32]);
+
+/* Whether secret is a well-formed {CRAM-MD5} secret: the scheme (any case)
+ * and exactly 64 hex digits (the two HMAC-MD5 key-schedule states, decision
+ * 0044). */
+bool auth_secret_is_cram_md5(const char *secret);
 
 /*
  * RFC 5802 3 key derivation with SHA-256 (RFC 7677): SaltedPassword =

@@ -72,6 +72,7 @@ struct auth_ticket {
 	struct auth_service *svc;	 /* NULL once orphaned by auth_service_free */
 	uint64_t id;
 	enum ticket_kind kind;
+	enum auth_secret_kind secret_kind; /* TICKET_SECRET */
 	enum ticket_state state;
 	bool is_cancelled;
 	bool is_reported; /* TICKET_SECRET: the next delivery is auth_report's */
@@ -475,6 +476,14 @@ static void secret_job(void *arg)
 	if (!u.is_enabled) {
 		t->is_decoy = true;
 		t->reason = REASON_DISABLED;
+	} else if (t->secret_kind == AUTH_SECRET_CRAM_MD5) {
+		if (auth_secret_is_cram_md5(u.secret_cram_md5)) {
+			memcpy(t->secret, u.secret_cram_md5, sizeof(t->secret));
+			memcpy(t->canonical, u.address, sizeof(t->canonical));
+		} else {
+			t->is_decoy = true;
+			t->reason = REASON_NO_SECRET;
+		}
 	} else if (auth_secret_parse_scram(u.secret_scram, &iterations, salt, sizeof(salt),
 					   &salt_len, stored_key, server_key) < 0) {
 		t->is_decoy = true;
@@ -534,6 +543,16 @@ static void decoy_make(const struct auth_service *svc, struct auth_ticket *t)
 	/* The name the mechanism carries on with, as for a real user. */
 	snprintf(t->canonical, sizeof(t->canonical), "%s", t->is_malformed ? t->username : t->user);
 	sodium_memzero(keys, sizeof(keys));
+	if (t->secret_kind == AUTH_SECRET_CRAM_MD5) {
+		/* Random key-schedule states: no password leads to them. */
+		unsigned char states[32];
+		char hex[2 * sizeof(states) + 1];
+
+		randombytes_buf(states, sizeof(states));
+		sodium_bin2hex(hex, sizeof(hex), states, sizeof(states));
+		snprintf(t->secret, sizeof(t->secret), "{CRAM-MD5}%s", hex);
+		sodium_memzero(states, sizeof(states));
+	}
 }
 
 static void on_secret_done(void *arg)
@@ -708,12 +727,11 @@ uint64_t auth_fetch_secret(struct auth_service *svc, const struct auth_request *
 	struct auth_ticket *t;
 	uint64_t id;
 
-	/* SCRAM-SHA-256 is the one kind so far; a new kind adds its job here. */
-	(void) kind;
 	t = ticket_new(svc, req, TICKET_SECRET);
 	if (t == NULL)
 		return 0;
 	id = t->id;
+	t->secret_kind = kind;
 	t->secret_done = done;
 	t->ctx = ctx;
 	if (auth_throttle_check(svc->throttle, now_ms(svc), t->client_ip,
@@ -780,4 +798,30 @@ void auth_service_stats_get(const struct auth_service *svc, struct auth_service_
 	*stats_out = svc->stats;
 	stats_out->in_flight = svc->ticket_count;
 	stats_out->cache_entries = auth_cache_count(svc->cache);
+}
+
+struct cram_walk {
+	auth_account_fn *each;
+	void *ctx;
+	size_t missing;
+};
+
+static int cram_walk_one(void *ctx, const struct store_user *user)
+{
+	struct cram_walk *walk = ctx;
+
+	if (auth_secret_is_cram_md5(user->secret_cram_md5))
+		return 0;
+	walk->missing++;
+	return walk->each != NULL ? walk->each(walk->ctx, user->address) : 0;
+}
+
+int auth_cram_md5_missing(struct store *store, auth_account_fn *each, void *ctx,
+			  size_t *missing_out, struct error *err)
+{
+	struct cram_walk walk = { each, ctx, 0 };
+	int rc = store_user_list(store, NULL, cram_walk_one, &walk, err);
+
+	*missing_out = walk.missing;
+	return rc < 0 ? -1 : 0;
 }

@@ -47,6 +47,7 @@ enum auth_result {
  * has none yet: the store keeps no password-equivalent secret.) */
 enum auth_secret_kind {
 	AUTH_SECRET_SCRAM_SHA_256, /* "{SCRAM-SHA-256}iterations,salt,StoredKey,ServerKey" */
+	AUTH_SECRET_CRAM_MD5,	   /* "{CRAM-MD5}<64 hex>" (password-equivalent) */
 };
 
 /* A monotonic clock in milliseconds, for throttle windows and cache expiry. */
@@ -136,7 +137,10 @@ uint64_t auth_check_password(struct auth_service *svc, const struct auth_request
 			     void *ctx);
 
 /*
- * Fetch the stored secret for a challenge-response mechanism (SCRAM).
+ * Fetch the stored secret for a challenge-response mechanism (SCRAM,
+ * CRAM-MD5). An unknown or disabled user, or one without that kind of
+ * secret, gets a decoy of the same form that no response can match (the
+ * client learns nothing before its proof fails; the log says why).
  * Returns a ticket id as auth_check_password does. After done has been
  * called with AUTH_OK the ticket stays open until auth_report or
  * auth_cancel ends it: a session that goes away must cancel it.
@@ -164,5 +168,19 @@ uint64_t auth_report(struct auth_service *svc, uint64_t ticket, bool is_proof_va
 void auth_cancel(struct auth_service *svc, uint64_t ticket);
 
 void auth_service_stats_get(const struct auth_service *svc, struct auth_service_stats *stats_out);
+
+/* Called for each account without a usable CRAM-MD5 secret. Non-zero stops. */
+typedef int auth_account_fn(void *ctx, const char *address);
+
+/*
+ * CRAM-MD5 may be advertised only while every account of the store has a
+ * well-formed {CRAM-MD5} secret (Eudora never falls back from a failed
+ * CRAM-MD5). Walks every user, disabled ones too (enabling one must not
+ * break the rule), counting in *missing_out those without one and handing
+ * each to each (may be NULL). Blocks on the store: from the CLI, at start,
+ * or from a worker under the store lock.
+ */
+int auth_cram_md5_missing(struct store *store, auth_account_fn *each, void *ctx,
+			  size_t *missing_out, struct error *err);
 
 #endif

@@ -2,7 +2,9 @@
  * config: `postgate config check` — does the configuration work? Loads it
  * (a syntax or value error is FILE:LINE), then checks what loading alone
  * cannot: the TLS certificate and key load and match, the accounts store
- * opens, and, when run as root, the daemon's user exists and is not root.
+ * opens, and, when run as root, the daemon's user exists and is not root;
+ * where a listener has cram_md5 = yes, it lists the accounts without a
+ * CRAM-MD5 secret (a warning: the daemon then does not advertise CRAM-MD5).
  * The effective settings go to stdout (a valid configuration file), every
  * problem to stderr. Changes nothing on disk.
  */
@@ -10,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "auth/service.h"
 #include "cli/internal.h"
 #include "core/span.h"
 #include "tls/cert.h"
@@ -17,6 +20,35 @@
 static void report(const char *what, const struct error *problem)
 {
 	fprintf(stderr, "postgate: %s: %s\n", what, problem->message);
+}
+
+static int report_no_cram(void *ctx, const char *address)
+{
+	(void) ctx;
+	fprintf(stderr, "postgate: cram_md5:   %s\n", address);
+	return 0;
+}
+
+/* The accounts that keep CRAM-MD5 from being advertised. */
+static void check_cram_md5(struct store *store)
+{
+	struct error problem;
+	size_t missing = 0;
+
+	error_clear(&problem);
+	fprintf(stderr, "postgate: cram_md5: accounts without a CRAM-MD5 secret:\n");
+	if (auth_cram_md5_missing(store, report_no_cram, NULL, &missing, &problem) < 0) {
+		report("cram_md5", &problem);
+		return;
+	}
+	if (missing == 0) {
+		fprintf(stderr, "postgate: cram_md5:   none: CRAM-MD5 is advertised\n");
+		return;
+	}
+	fprintf(stderr,
+		"postgate: cram_md5: warning: %zu account%s without it: CRAM-MD5 is not "
+		"advertised until each has one (postgate user passwd ADDRESS, then reload)\n",
+		missing, missing == 1 ? "" : "s");
 }
 
 static int do_check(struct cli *cli, const struct cli_args *args, struct error *err)
@@ -44,6 +76,8 @@ static int do_check(struct cli *cli, const struct cli_args *args, struct error *
 				config->accounts_db, problem.message);
 		}
 		problem_count++;
+	} else if (config_cram_md5_wanted(config)) {
+		check_cram_md5(store);
 	}
 	store_close(store);
 

@@ -3,7 +3,9 @@
  * mailboxes whose complete address is also the login name for SMTP AUTH and
  * POP3. Passwords come from stdin or the terminal, never from the command
  * line; only the argon2id and SCRAM-SHA-256 secrets made from them reach the
- * store, and every copy of the password is wiped. `show` and `list` name the
+ * store — and the CRAM-MD5 secret while a listener offers CRAM-MD5
+ * (config_cram_md5_wanted; it is removed again by a passwd without) — and
+ * every copy of the password is wiped. `show` and `list` name the
  * secret schemes a user has, never the secrets.
  */
 #include <string.h>
@@ -13,14 +15,16 @@
 #include "auth/secret.h"
 #include "cli/internal.h"
 #include "core/span.h"
+#include "sasl/sasl.h"
 
 /* The secrets made from a new password; wiped by the caller. */
 struct user_secrets {
 	char argon2id[AUTH_SECRET_MAX];
 	char scram[AUTH_SECRET_MAX];
+	char cram_md5[SASL_CRAM_MD5_SECRET_MAX]; /* "" unless CRAM-MD5 is wanted */
 };
 
-static int read_secrets(const struct cli_args *args, const char *address,
+static int read_secrets(const struct cli *cli, const struct cli_args *args, const char *address,
 			struct user_secrets *secrets_out, struct error *err)
 {
 	char password[AUTH_PASSWORD_MAX + 1];
@@ -35,6 +39,10 @@ static int read_secrets(const struct cli_args *args, const char *address,
 	if (rc == 0)
 		rc = auth_secret_make_scram(password, password_len, AUTH_SCRAM_ITERATIONS_DEFAULT,
 					    secrets_out->scram, sizeof(secrets_out->scram), err);
+	secrets_out->cram_md5[0] = '\0';
+	if (rc == 0 && config_cram_md5_wanted(cli->config))
+		rc = sasl_cram_md5_secret_make(password, password_len, secrets_out->cram_md5,
+					       sizeof(secrets_out->cram_md5), err);
 	sodium_memzero(password, sizeof(password));
 	return rc;
 }
@@ -83,7 +91,7 @@ static int do_add(struct cli *cli, const struct cli_args *args, struct error *er
 	if (lookup.kind != ERROR_NOT_FOUND)
 		return error_set(err, lookup.kind, "%s", lookup.message);
 
-	if (read_secrets(args, address, &secrets, err) < 0) {
+	if (read_secrets(cli, args, address, &secrets, err) < 0) {
 		sodium_memzero(&secrets, sizeof(secrets));
 		return -1;
 	}
@@ -91,6 +99,7 @@ static int do_add(struct cli *cli, const struct cli_args *args, struct error *er
 	snprintf(user.address, sizeof(user.address), "%s", address);
 	snprintf(user.secret_argon2id, sizeof(user.secret_argon2id), "%s", secrets.argon2id);
 	snprintf(user.secret_scram, sizeof(user.secret_scram), "%s", secrets.scram);
+	snprintf(user.secret_cram_md5, sizeof(user.secret_cram_md5), "%s", secrets.cram_md5);
 	user.is_enabled = true;
 	user.is_held = false;
 	rc = store_user_add(cli->store, &user, err);
@@ -113,11 +122,14 @@ static int do_passwd(struct cli *cli, const struct cli_args *args, struct error 
 		return -1;
 	if (store_user_get(cli->store, address, &user, err) < 0)
 		return -1;
-	if (read_secrets(args, user.address, &secrets, err) < 0) {
+	if (read_secrets(cli, args, user.address, &secrets, err) < 0) {
 		sodium_memzero(&secrets, sizeof(secrets));
 		return -1;
 	}
-	rc = store_user_set_secrets(cli->store, user.address, secrets.argon2id, secrets.scram, err);
+	/* Without CRAM-MD5 wanted, "" removes a password-equivalent secret
+	 * left from when it was. */
+	rc = store_user_set_secrets(cli->store, user.address, secrets.argon2id, secrets.scram,
+				    secrets.cram_md5, err);
 	sodium_memzero(&secrets, sizeof(secrets));
 	if (rc < 0)
 		return -1;
@@ -176,12 +188,13 @@ static bool secret_scheme(const char *secret, char *out, size_t out_cap)
 
 struct user_schemes {
 	size_t count;
-	char names[2][64];
+	char names[3][64];
 };
 
 static void user_schemes_get(const struct store_user *user, struct user_schemes *schemes_out)
 {
-	const char *const secrets[] = { user->secret_argon2id, user->secret_scram };
+	const char *const secrets[] = { user->secret_argon2id, user->secret_scram,
+					user->secret_cram_md5 };
 
 	schemes_out->count = 0;
 	for (size_t i = 0; i < ARRAY_LEN(secrets); i++)

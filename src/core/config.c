@@ -81,6 +81,7 @@ static const struct config_key config_keys[] = {
 	LISTENER(starttls,      CONFIG_TYPE_BOOL,      "yes"),
 	LISTENER(plaintext_auth, CONFIG_TYPE_BOOL,     "no"),
 	LISTENER(detect_implicit_tls, CONFIG_TYPE_BOOL, "no"),
+	LISTENER(cram_md5,      CONFIG_TYPE_BOOL,      "no"),
 };
 // clang-format on
 
@@ -103,6 +104,14 @@ static const char *key_written_name(const struct config_key *key)
 const char *config_listener_name(enum config_listener_kind kind)
 {
 	return listener_names[kind];
+}
+
+bool config_cram_md5_wanted(const struct config *config)
+{
+	for (int kind = 0; kind < CONFIG_LISTENER_KIND_COUNT; kind++)
+		if (config->listeners[kind].is_enabled && config->listeners[kind].cram_md5)
+			return true;
+	return false;
 }
 
 /* ---- values ---------------------------------------------------------- */
@@ -678,6 +687,12 @@ static int check_listeners(const struct loader *loader, struct error *err)
 			return error_set(err, ERROR_CONFIG,
 					 "%s:%u: [listener %s] plaintext_auth = yes needs "
 					 "tls_profile = legacy",
+					 loader->listener_file[kind], loader->listener_line[kind],
+					 listener_names[kind]);
+		if (l->cram_md5 && kind == CONFIG_LISTENER_HTTP)
+			return error_set(err, ERROR_CONFIG,
+					 "%s:%u: [listener %s] cram_md5 applies to SMTP and POP3 "
+					 "listeners only",
 					 loader->listener_file[kind], loader->listener_line[kind],
 					 listener_names[kind]);
 		/* Two listeners on one address would fail at bind time with a less

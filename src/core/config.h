@@ -60,6 +60,7 @@ struct config_listener {
 	bool starttls;		  /* offer STARTTLS (mx, submission) */
 	bool plaintext_auth;	  /* PLAIN/LOGIN without TLS; only with the legacy profile */
 	bool detect_implicit_tls; /* submission: a ClientHello first means implicit TLS */
+	bool cram_md5;		  /* offer CRAM-MD5 (once every account has its secret) */
 };
 
 struct config {
@@ -120,6 +121,11 @@ int config_load_text(const char *file, const char *dir, struct span text, struct
 
 /* The effective settings, in the file's own syntax, every key shown. */
 void config_print(const struct config *config, FILE *out);
+
+/* Whether any enabled listener has cram_md5 = yes: then `postgate user
+ * add/passwd` store the CRAM-MD5 secret (password-equivalent), else they
+ * remove it. */
+bool config_cram_md5_wanted(const struct config *config);
 
 /* "mx", "submission", ... as used in section headers and logs. */
 const char *config_listener_name(enum config_listener_kind kind);

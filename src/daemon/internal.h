@@ -104,6 +104,9 @@ struct daemon {
 	struct queue_manager *queue;
 	struct smtp_server smtp;
 	struct auth_service *auth;
+	/* Every account has a CRAM-MD5 secret (checked at start and reload):
+	 * listeners with cram_md5 = yes may offer it. */
+	bool is_cram_md5_ready;
 	unsigned char sasl_mock_key[SASL_MOCK_KEY_LEN]; /* SCRAM salts for unknown users */
 	/* One TLS context per profile in use (NULL otherwise), loaded as root. */
 	struct tls_context *tls[2]; /* [CONFIG_TLS_PROFILE_MODERN], [..._LEGACY] */
@@ -132,6 +135,12 @@ void daemon_message_queued(void *ctx, const char *queue_id);
 
 /* Milliseconds of the monotonic clock, for durations. */
 uint64_t daemon_clock_ms(void);
+
+/* accounts.c */
+/* Decide whether listeners with cram_md5 = yes may offer CRAM-MD5 (every
+ * account has the secret); logs the outcome. Blocking at start, else on a
+ * worker (reload). */
+void daemon_cram_md5_check(struct daemon *daemon, bool is_blocking);
 
 /* listener.c */
 /* Bind every address of every enabled listener (before privileges are dropped);

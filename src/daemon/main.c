@@ -242,6 +242,7 @@ static void start_mail_services(struct daemon *daemon)
 	if (daemon->auth == NULL)
 		daemon_fatal(DAEMON_EXIT_FAILURE, "cannot start the auth service: %s", err.message);
 	randombytes_buf(daemon->sasl_mock_key, sizeof(daemon->sasl_mock_key));
+	daemon_cram_md5_check(daemon, true);
 	daemon->smtp = (struct smtp_server){
 		.config = config,
 		.workers = daemon->workers,

@@ -193,6 +193,7 @@ static void smtp_begin(struct daemon_session *session, bool is_implicit_tls)
 		/* RFC 6409 4.1 / RFC 8314: submission needs AUTH before MAIL. */
 		.is_auth_required = kind != CONFIG_LISTENER_MX,
 		.is_plaintext_auth_allowed = listener->plaintext_auth,
+		.is_cram_md5_offered = listener->cram_md5 && session->daemon->is_cram_md5_ready,
 	};
 
 	/* session->client is "ip:port" or "[ip6]:port". */

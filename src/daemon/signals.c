@@ -203,6 +203,8 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
 	}
 	warn_restart_needed(live, fresh);
 	free(fresh);
+	/* Accounts may have been given their CRAM-MD5 secrets since. */
+	daemon_cram_md5_check(daemon, false);
 	log_info("reload ok");
 }
 

@@ -8,6 +8,7 @@
 
 #include <assert.h>
 #include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,6 +57,51 @@ bool sasl_mechanism_is_plaintext(enum sasl_mechanism mechanism)
 		if (mechanisms[i].mechanism == mechanism)
 			return mechanisms[i].is_plaintext;
 	return false;
+}
+
+bool sasl_mechanism_is_offered(enum sasl_mechanism mechanism, const struct sasl_offer *offer)
+{
+	switch (mechanism) {
+	case SASL_MECHANISM_PLAIN:
+	case SASL_MECHANISM_LOGIN:
+		/* They send the password itself (RFC 4954 4, RFC 2595 6). */
+		return offer->is_tls || offer->is_plaintext_allowed;
+	case SASL_MECHANISM_CRAM_MD5:
+		return offer->is_cram_md5_enabled;
+	case SASL_MECHANISM_SCRAM_SHA_256:
+		return true;
+	case SASL_MECHANISM_SCRAM_SHA_256_PLUS:
+		return offer->is_tls && offer->has_channel_binding;
+	}
+	return false;
+}
+
+void sasl_mechanisms_list(const struct sasl_offer *offer, char *out, size_t cap)
+{
+	static const enum sasl_mechanism order[] = {
+		SASL_MECHANISM_PLAIN,
+		SASL_MECHANISM_LOGIN,
+		SASL_MECHANISM_CRAM_MD5,
+		SASL_MECHANISM_SCRAM_SHA_256,
+		SASL_MECHANISM_SCRAM_SHA_256_PLUS,
+	};
+	size_t o = 0;
+
+	if (cap == 0)
+		return;
+	out[0] = '\0';
+	for (size_t i = 0; i < ARRAY_LEN(order); i++) {
+		int n;
+
+		if (!sasl_mechanism_is_offered(order[i], offer))
+			continue;
+		n = snprintf(out + o, cap - o, "%s%s", o ? " " : "", sasl_mechanism_name(order[i]));
+		if (n < 0 || (size_t) n >= cap - o) {
+			out[o] = '\0';
+			return;
+		}
+		o += (size_t) n;
+	}
 }
 
 enum sasl_response_kind sasl_response_decode(struct span line, unsigned char *out, size_t cap,

@@ -76,6 +76,24 @@ const char *sasl_mechanism_name(enum sasl_mechanism mechanism);
  * them only over TLS unless the legacy profile allows plaintext. */
 bool sasl_mechanism_is_plaintext(enum sasl_mechanism mechanism);
 
+/* What a connection allows: the facts that decide which mechanisms SMTP's
+ * EHLO and POP3's CAPA advertise (and accept). */
+struct sasl_offer {
+	bool is_tls;
+	bool is_plaintext_allowed; /* PLAIN/LOGIN without TLS: the legacy listener */
+	bool is_cram_md5_enabled;  /* the listener's cram_md5, and every account has the secret */
+	bool has_channel_binding;  /* tls-exporter exists on this connection (decision 0054) */
+};
+
+/* Whether mechanism is offered under offer. */
+bool sasl_mechanism_is_offered(enum sasl_mechanism mechanism, const struct sasl_offer *offer);
+
+/* The offered mechanisms' names, space-separated, in a fixed order (PLAIN
+ * LOGIN CRAM-MD5 SCRAM-SHA-256 SCRAM-SHA-256-PLUS), into out; "" when none.
+ * A cap of SASL_MECHANISMS_LIST_MAX is always enough. */
+#define SASL_MECHANISMS_LIST_MAX 64
+void sasl_mechanisms_list(const struct sasl_offer *offer, char *out, size_t cap);
+
 /* What one client response line is. */
 enum sasl_response_kind {
 	SASL_RESPONSE_OK,	  /* decoded into out (maybe empty) */

@@ -12,44 +12,55 @@
 #include <sodium.h>
 
 #include "core/log.h"
+#include "tls/upgrade.h"
 
-/* The mechanisms this session may use now, in EHLO's order. PLAIN and LOGIN
- * send the password itself: offered over TLS, or in plaintext where the
- * listener's legacy profile allows it. */
-static bool is_offered(const struct smtp_session *s, enum sasl_mechanism mechanism)
+/* What this session allows now (src/sasl/ decides which mechanisms that
+ * means, for POP3 too): PLAIN and LOGIN send the password itself, so they
+ * need TLS or a legacy listener that allows plaintext; CRAM-MD5 needs the
+ * listener's switch and every account's secret; -PLUS needs the
+ * tls-exporter binding, which binding_out receives (NULL: not wanted). */
+static void offer_get(const struct smtp_session *s, struct sasl_offer *offer,
+		      unsigned char binding_out[TLS_CHANNEL_BINDING_LEN])
 {
-	switch (mechanism) {
-	case SASL_MECHANISM_PLAIN:
-	case SASL_MECHANISM_LOGIN:
-		return s->is_tls || s->is_plaintext_auth_allowed;
-	case SASL_MECHANISM_SCRAM_SHA_256:
-		return true;
-	case SASL_MECHANISM_CRAM_MD5:
-	case SASL_MECHANISM_SCRAM_SHA_256_PLUS:
-		break;
-	}
-	return false;
+	unsigned char binding[TLS_CHANNEL_BINDING_LEN];
+	SSL *ssl = s->is_tls && s->is_handshake_done && s->bev != NULL ? tls_bufferevent_ssl(s->bev)
+								       : NULL;
+
+	*offer = (struct sasl_offer){
+		.is_tls = s->is_tls,
+		.is_plaintext_allowed = s->is_plaintext_auth_allowed,
+		.is_cram_md5_enabled = s->is_cram_md5_offered,
+		.has_channel_binding =
+			ssl != NULL && tls_exporter_channel_binding(ssl, binding) == 0,
+	};
+	if (binding_out != NULL && offer->has_channel_binding)
+		memcpy(binding_out, binding, sizeof(binding));
+	sodium_memzero(binding, sizeof(binding));
+}
+
+/* SCRAM's two forms share the secret and the report of the proof. */
+static bool is_scram(enum sasl_mechanism mechanism)
+{
+	return mechanism == SASL_MECHANISM_SCRAM_SHA_256 ||
+	       mechanism == SASL_MECHANISM_SCRAM_SHA_256_PLUS;
+}
+
+/* Mechanisms whose verdict comes from the session against a fetched
+ * secret, reported back to the auth service. */
+static bool is_secret_based(enum sasl_mechanism mechanism)
+{
+	return is_scram(mechanism) || mechanism == SASL_MECHANISM_CRAM_MD5;
 }
 
 void smtp_auth_mechanisms(const struct smtp_session *s, char *out, size_t cap)
 {
-	static const enum sasl_mechanism order[] = { SASL_MECHANISM_PLAIN, SASL_MECHANISM_LOGIN,
-						     SASL_MECHANISM_SCRAM_SHA_256 };
-	size_t o = 0;
+	struct sasl_offer offer;
 
 	out[0] = '\0';
 	if (s->server->auth == NULL || s->is_authenticated)
 		return;
-	for (size_t i = 0; i < ARRAY_LEN(order); i++) {
-		int n;
-
-		if (!is_offered(s, order[i]))
-			continue;
-		n = snprintf(out + o, cap - o, "%s%s", o ? " " : "", sasl_mechanism_name(order[i]));
-		if (n < 0 || (size_t) n >= cap - o)
-			break;
-		o += (size_t) n;
-	}
+	offer_get(s, &offer, NULL);
+	sasl_mechanisms_list(&offer, out, cap);
 }
 
 void smtp_auth_end(struct smtp_session *s)
@@ -164,6 +175,11 @@ static void on_reported(void *ctx, enum auth_result result, const char *canonica
 	s->is_auth_waiting = false;
 	switch (result) {
 	case AUTH_OK:
+		if (!is_scram(s->sasl_mechanism)) {
+			/* CRAM-MD5: the digest matched a real secret. */
+			resume(s, succeeded(s, canonical_user));
+			return;
+		}
 		/* The proof was right: send the server-final message; the
 		 * client's empty answer completes the exchange. */
 		snprintf(s->auth_user, sizeof(s->auth_user), "%s", canonical_user);
@@ -206,9 +222,8 @@ static struct smtp_reply step_result(struct smtp_session *s, enum sasl_step step
 
 	switch (step) {
 	case SASL_STEP_CHALLENGE:
-		if (s->auth_ticket != 0 && !s->is_scram_reporting &&
-		    s->sasl_mechanism == SASL_MECHANISM_SCRAM_SHA_256 && s->scram_final_len == 0 &&
-		    out->challenge_len > 0 && out->challenge[0] == 'v') {
+		if (s->auth_ticket != 0 && !s->is_scram_reporting && is_scram(s->sasl_mechanism) &&
+		    s->scram_final_len == 0 && out->challenge_len > 0 && out->challenge[0] == 'v') {
 			/* SCRAM's server-final: the proof verified against the
 			 * secret; the service must still say whether that secret
 			 * was real (not a decoy) and count the attempt. */
@@ -234,16 +249,29 @@ static struct smtp_reply step_result(struct smtp_session *s, enum sasl_step step
 			return temporary(s);
 		return REPLY_LATER;
 	case SASL_STEP_NEED_SECRET:
-		if (s->sasl_mechanism != SASL_MECHANISM_SCRAM_SHA_256)
+		if (!is_secret_based(s->sasl_mechanism))
 			return temporary(s);
 		req = request(s, out->username);
 		s->is_auth_waiting = true;
-		s->auth_ticket = auth_fetch_secret(s->server->auth, &req, AUTH_SECRET_SCRAM_SHA_256,
-						   on_secret, s);
+		s->auth_ticket =
+			auth_fetch_secret(s->server->auth, &req,
+					  is_scram(s->sasl_mechanism) ? AUTH_SECRET_SCRAM_SHA_256
+								      : AUTH_SECRET_CRAM_MD5,
+					  on_secret, s);
 		if (s->auth_ticket == 0)
 			return temporary(s);
 		return REPLY_LATER;
 	case SASL_STEP_SUCCESS:
+		if (s->auth_ticket != 0 && s->sasl_mechanism == SASL_MECHANISM_CRAM_MD5) {
+			/* The digest matched the fetched secret: the service says
+			 * whether it was a real one, logs and counts. */
+			s->is_auth_waiting = true;
+			s->auth_ticket =
+				auth_report(s->server->auth, s->auth_ticket, true, on_reported, s);
+			if (s->auth_ticket == 0)
+				return temporary(s);
+			return REPLY_LATER;
+		}
 		/* SCRAM after the server-final: auth_user was set by the verdict. */
 		{
 			char user[SMTP_ADDRESS_MAX + 1];
@@ -252,7 +280,7 @@ static struct smtp_reply step_result(struct smtp_session *s, enum sasl_step step
 			return succeeded(s, user);
 		}
 	case SASL_STEP_FAILURE:
-		if (s->auth_ticket != 0 && s->sasl_mechanism == SASL_MECHANISM_SCRAM_SHA_256) {
+		if (s->auth_ticket != 0 && is_secret_based(s->sasl_mechanism)) {
 			/* A wrong proof: the service counts and delays it. */
 			s->is_auth_waiting = true;
 			s->auth_ticket =
@@ -309,6 +337,8 @@ struct smtp_reply smtp_auth_start(struct smtp_session *s, struct span args)
 	struct span name, initial, extra;
 	struct sasl_server_info info = { .hostname = s->server->config->hostname,
 					 .mock_key = s->server->mock_key };
+	unsigned char binding[TLS_CHANNEL_BINDING_LEN];
+	struct sasl_offer offer;
 	struct error err;
 
 	if (s->server->auth == NULL)
@@ -321,7 +351,15 @@ struct smtp_reply smtp_auth_start(struct smtp_session *s, struct span args)
 	span_split_word(initial, &initial, &extra);
 	if (name.len == 0 || extra.len > 0)
 		return REPLY(501, "5.5.4", "Syntax: AUTH mechanism [initial-response]");
-	if (!sasl_mechanism_parse(name, &s->sasl_mechanism) || !is_offered(s, s->sasl_mechanism)) {
+	offer_get(s, &offer, binding);
+	if (offer.has_channel_binding) {
+		/* Given to SCRAM-SHA-256 too: a client that could bind and says
+		 * it thinks we cannot ("y") is refused (RFC 5802 6). */
+		info.channel_binding = binding;
+		info.channel_binding_len = sizeof(binding);
+	}
+	if (!sasl_mechanism_parse(name, &s->sasl_mechanism) ||
+	    !sasl_mechanism_is_offered(s->sasl_mechanism, &offer)) {
 		if (sasl_mechanism_parse(name, &s->sasl_mechanism) &&
 		    sasl_mechanism_is_plaintext(s->sasl_mechanism))
 			/* RFC 4954 6: a mechanism that needs encryption first. */
@@ -331,6 +369,7 @@ struct smtp_reply smtp_auth_start(struct smtp_session *s, struct span args)
 	}
 	s->scram_final_len = 0;
 	s->sasl = sasl_exchange_new(s->sasl_mechanism, &info, &err);
+	sodium_memzero(binding, sizeof(binding));
 	if (s->sasl == NULL) {
 		log_warning("sid=%s smtp auth: %s", s->sid, err.message);
 		return REPLY(454, "4.7.0", "Temporary authentication failure");

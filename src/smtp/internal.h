@@ -112,6 +112,7 @@ struct smtp_session {
 	/* SMTP AUTH (auth.c) */
 	bool is_auth_required;
 	bool is_plaintext_auth_allowed;
+	bool is_cram_md5_offered; /* the listener's cram_md5, every account ready */
 	struct sasl_exchange *sasl;
 	enum sasl_mechanism sasl_mechanism;
 	uint64_t auth_ticket; /* a call out to the auth service; 0: none */

@@ -60,6 +60,9 @@ struct smtp_session_params {
 	bool is_tls;			/* implicit TLS: the bufferevent is TLS already */
 	bool is_auth_required;		/* submission: AUTH before MAIL (RFC 6409 4.1) */
 	bool is_plaintext_auth_allowed; /* PLAIN/LOGIN without TLS (legacy profile) */
+	/* CRAM-MD5: the listener's cram_md5 = yes, and every account has the
+	 * secret (the daemon checks at start and reload). */
+	bool is_cram_md5_offered;
 };
 
 struct smtp_session;

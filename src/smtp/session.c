@@ -1215,6 +1215,7 @@ struct smtp_session *smtp_session_start(struct smtp_server *server, struct buffe
 	s->is_tls = params->is_tls;
 	s->is_auth_required = params->is_auth_required;
 	s->is_plaintext_auth_allowed = params->is_plaintext_auth_allowed;
+	s->is_cram_md5_offered = params->is_cram_md5_offered;
 	s->start_tls = params->start_tls;
 	set_callbacks(s);
 	snprintf(s->reply_text, sizeof(s->reply_text), "%s ESMTP", server->config->hostname);

@@ -207,10 +207,12 @@ int store_user_add(struct store *store, const struct store_user *user, struct er
 	    store_address_normalize(field, u->address, err) < 0)
 		goto out;
 	if (check_secret(user->secret_argon2id, "argon2id secret", err) < 0 ||
-	    check_secret(user->secret_scram, "SCRAM secret", err) < 0)
+	    check_secret(user->secret_scram, "SCRAM secret", err) < 0 ||
+	    check_secret(user->secret_cram_md5, "CRAM-MD5 secret", err) < 0)
 		goto out;
 	memcpy(u->secret_argon2id, user->secret_argon2id, sizeof(u->secret_argon2id));
 	memcpy(u->secret_scram, user->secret_scram, sizeof(u->secret_scram));
+	memcpy(u->secret_cram_md5, user->secret_cram_md5, sizeof(u->secret_cram_md5));
 	u->is_enabled = user->is_enabled;
 	u->is_held = user->is_held;
 	rc = store->backend->user_add(store->impl, u, now_seconds(), err);
@@ -252,17 +254,18 @@ int store_user_list(struct store *store, const char *domain, store_user_fn *each
 }
 
 int store_user_set_secrets(struct store *store, const char *address, const char *secret_argon2id,
-			   const char *secret_scram, struct error *err)
+			   const char *secret_scram, const char *secret_cram_md5, struct error *err)
 {
 	char normalized[ADDRESS_MAX + 1];
 
 	if (normalize_address(address, NULL, normalized, err) < 0)
 		return -1;
 	if (check_secret(secret_argon2id, "argon2id secret", err) < 0 ||
-	    check_secret(secret_scram, "SCRAM secret", err) < 0)
+	    check_secret(secret_scram, "SCRAM secret", err) < 0 ||
+	    check_secret(secret_cram_md5, "CRAM-MD5 secret", err) < 0)
 		return -1;
 	return store->backend->user_set_secrets(store->impl, normalized, secret_argon2id,
-						secret_scram, now_seconds(), err);
+						secret_scram, secret_cram_md5, now_seconds(), err);
 }
 
 static int set_flag(struct store *store, const char *address, enum store_user_flag flag, bool value,

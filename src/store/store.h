@@ -43,6 +43,9 @@ struct store_user {
 	char address[ADDRESS_MAX + 1];
 	char secret_argon2id[STORE_SECRET_MAX]; /* "{ARGON2ID}$argon2id$..." */
 	char secret_scram[STORE_SECRET_MAX];	/* "{SCRAM-SHA-256}iter,salt,StoredKey,ServerKey" */
+	/* "{CRAM-MD5}<64 hex>", password-equivalent: "" unless the
+	 * administrator offers CRAM-MD5 (docs/auth.md). */
+	char secret_cram_md5[STORE_SECRET_MAX];
 	bool is_enabled;
 	bool is_held; /* sending hold: may still log in to POP3 */
 	int64_t created;
@@ -106,7 +109,8 @@ int store_user_list(struct store *store, const char *domain, store_user_fn *each
 		    struct error *err);
 /* NULL leaves a secret as it is; "" removes it. */
 int store_user_set_secrets(struct store *store, const char *address, const char *secret_argon2id,
-			   const char *secret_scram, struct error *err);
+			   const char *secret_scram, const char *secret_cram_md5,
+			   struct error *err);
 int store_user_set_enabled(struct store *store, const char *address, bool is_enabled,
 			   struct error *err);
 int store_user_set_held(struct store *store, const char *address, bool is_held, struct error *err);

@@ -25,7 +25,10 @@ Mac OS X and Entourage behave (CLIENTS.md does not describe them; their
 secure setups use Python's TLS client, so they verify our SMTP side only),
 and anything CLIENTS.md marks unknown.
 """
+import base64
 import dataclasses
+import hashlib
+import hmac
 import os
 import re
 import socket
@@ -36,7 +39,7 @@ from typing import Callable
 
 import pytest
 
-from conftest import (DEMO_PASSWORD, assert_serves, mailbox, parse_delivered,
+from conftest import (DEMO_PASSWORD, MAIL_USERS, assert_serves, mailbox, parse_delivered,
                       wait_delivered, wait_for)
 from test_smtp_auth import Client, b64, set_listener_key, tls_context
 
@@ -354,11 +357,24 @@ ENTOURAGE = Model(
 
 # ---------------------------------------------------------------- one replay
 
+def is_guide(setup):
+    """The guide followed literally; "guide-cram" also has the administrator
+    offer CRAM-MD5 on mx, every account having its secret."""
+    return setup in ("guide", "guide-cram")
+
+
 def configure(inst, model, setup):
-    if setup == "guide":
+    if is_guide(setup):
         keys = {"tls_profile": "legacy", "plaintext_auth": "yes", **model.guide_mx}
+        if setup == "guide-cram":
+            keys["cram_md5"] = "yes"
         for key, value in keys.items():
             set_listener_key(inst, "mx", key, value)
+        if setup == "guide-cram":
+            # The accounts predate the switch: each password is set again.
+            for user in MAIL_USERS:
+                inst.cli("user", "passwd", user, "--password-stdin",
+                         input=DEMO_PASSWORD + "\n")
     else:
         for key, value in model.secure_keys.items():
             set_listener_key(inst, model.secure_listener, key, value)
@@ -377,7 +393,8 @@ class Session:
 
     def __init__(self, inst, model, setup):
         self.model = model
-        if setup == "guide":
+        self.cram_offered = setup == "guide-cram"
+        if is_guide(setup):
             listener, implicit = "mx", False
         else:
             listener = model.secure_listener
@@ -390,7 +407,7 @@ class Session:
         self.is_tls = implicit
         self.ehlo_lines = self.wire.ehlo(model.ehlo)
         offered = "STARTTLS" in self.ehlo_lines
-        if setup == "guide":
+        if is_guide(setup):
             # The guide ticks no SSL box: only a client that uses STARTTLS
             # whenever it is offered does.
             wants = model.uses_starttls_when_offered and offered
@@ -419,6 +436,13 @@ class Session:
                 return w.cmd(f"AUTH PLAIN {response}")
             assert w.cmd("AUTH PLAIN") == (334, [""])
             return w.cmd(response)
+        if mechanism == "CRAM-MD5":
+            assert not initial  # RFC 2195: the server speaks first
+            code, lines = w.cmd("AUTH CRAM-MD5")
+            assert code == 334, (code, lines)
+            challenge = base64.b64decode(lines[0], validate=True)
+            digest = hmac.new(password.encode(), challenge, hashlib.md5).hexdigest()
+            return w.cmd(b64(f"{ALICE} {digest}"))
         assert mechanism == "LOGIN", mechanism
         if initial:
             assert w.cmd(f"AUTH LOGIN {b64(ALICE)}") == (334, ["UGFzc3dvcmQ6"])
@@ -437,7 +461,10 @@ class Session:
             attempts = attempts[:1]
         replies = []
         for mechanism, initial in attempts:
-            assert mechanism in ("PLAIN", "LOGIN"), (
+            # CRAM-MD5 is listed only where the administrator offers it,
+            # every account having the secret.
+            assert mechanism in ("PLAIN", "LOGIN") or (
+                mechanism == "CRAM-MD5" and self.cram_offered), (
                 f"{self.model.name} would choose {mechanism} from {self.ehlo_lines}: "
                 "CLIENTS.md says a client of the guide fails or burns an attempt on it")
             code, lines = self.auth_form(mechanism, initial, password)
@@ -518,7 +545,7 @@ def queued_envelopes(inst):
 def assert_relay_refused(session, setup):
     """After a failed AUTH, whatever the client does next: no relaying."""
     w = session.wire
-    if setup == "guide":  # mx: local mail needs no AUTH, relaying does
+    if is_guide(setup):  # mx: local mail needs no AUTH, relaying does
         assert w.cmd(f"MAIL FROM:<{ALICE}>")[0] == 250
         assert w.cmd(f"RCPT TO:<{REMOTE}>") == (554, ["5.7.1 Relay access denied"])
         assert w.cmd("RSET")[0] == 250
@@ -545,7 +572,7 @@ def replay(inst, model, setup):
         assert out.stopped is not None and out.results == {}
         assert_relay_refused(out.stopped, setup)
         out.stopped.quit()
-    elif setup == "guide":
+    elif is_guide(setup):
         # Eudora sends anyway when authentication is only "allowed".
         assert out.results[BOB][-1][0] == 250, out.results  # mx takes local mail
         assert out.results[REMOTE] == [(250, ["2.1.0 Ok"]),
@@ -691,6 +718,19 @@ def test_eudora_5_6(mail_server, setup):
 @pytest.mark.parametrize("setup", SETUPS)
 def test_mac_os_x_mail(mail_server, setup):
     replay(mail_server, MAC_MAIL, setup)
+
+
+@pytest.mark.parametrize("model", [EUDORA, MAC_MAIL], ids=["eudora", "mac-mail"])
+def test_guide_with_cram_md5_offered(mail_server, model):
+    """The clients that pick CRAM-MD5 when it is offered, on the guide's mx
+    where the administrator switched it on (every account has the secret):
+    they authenticate with it, and a wrong password fails with it."""
+    replay(mail_server, model, "guide-cram")
+    log = mail_server.log()
+    assert re.search(r"auth ok listener=mx client=127\.0\.0\.1 mech=CRAM-MD5 "
+                     r"user=alice@example\.test", log)
+    assert re.search(r"auth failed listener=mx client=127\.0\.0\.1 mech=CRAM-MD5 "
+                     r"user=alice@example\.test reason=bad-password", log)
 
 
 @pytest.mark.parametrize("setup", SETUPS)

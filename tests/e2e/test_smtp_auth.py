@@ -92,8 +92,9 @@ def test_submission_requires_auth_and_offers_plaintext_mechanisms_only_over_tls(
         (538, ["5.7.11 Encryption required for requested authentication mechanism"])
     c.starttls()
     lines = c.ehlo()
-    assert auth_lines(lines) == ["AUTH PLAIN LOGIN SCRAM-SHA-256",
-                                 "AUTH=PLAIN LOGIN SCRAM-SHA-256"]
+    # TLS 1.3 has the tls-exporter binding: SCRAM-SHA-256-PLUS too.
+    assert auth_lines(lines) == ["AUTH PLAIN LOGIN SCRAM-SHA-256 SCRAM-SHA-256-PLUS",
+                                 "AUTH=PLAIN LOGIN SCRAM-SHA-256 SCRAM-SHA-256-PLUS"]
     assert "STARTTLS" not in lines
     assert c.cmd(f"AUTH PLAIN {b64(chr(0) + ALICE + chr(0) + DEMO_PASSWORD)}") == \
         (235, ["2.7.0 Authentication successful"])
@@ -316,7 +317,7 @@ def test_submission_detects_a_client_that_starts_with_tls(mail_server):
     lines = []
     while not lines or lines[-1][3:4] != b" ":
         lines.append(f.readline())
-    assert b"250-AUTH PLAIN LOGIN SCRAM-SHA-256\r\n" in lines
+    assert b"250-AUTH PLAIN LOGIN SCRAM-SHA-256 SCRAM-SHA-256-PLUS\r\n" in lines
     assert b"250-STARTTLS\r\n" not in lines
     f.close()
     tls.close()

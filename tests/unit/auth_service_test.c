@@ -35,6 +35,7 @@
 #include "core/log.h"
 #include "core/span.h"
 #include "core/worker.h"
+#include "sasl/sasl.h"
 #include "store/store.h"
 
 #define WAIT_MS		  30000 /* the longest any single wait may take */
@@ -49,17 +50,18 @@
 struct user_spec {
 	const char *address, *password;
 	bool has_argon2id, has_scram, is_enabled;
+	bool has_cram_md5;
 };
 
 /* clang-format off */
 static const struct user_spec users[] = {
-	{ "alice@example.test", PW_ALICE, true,  true,  true  },
-	{ "carol@example.test", PW_ALICE, true,  true,  false }, /* disabled */
-	{ "dave@example.test",  PW_ALICE, false, true,  true  }, /* SCRAM only */
-	{ "erin@example.test",  PW_ALICE, false, false, true  }, /* no secret at all */
-	{ "frank@example.test", PW_ALICE, true,  false, true  }, /* argon2id only */
-	{ "grace@example.test", PW_ALICE, true,  true,  true  }, /* for the passwd test */
-	{ "heidi@example.test", PW_ALICE, true,  true,  true  }, /* for the disable test */
+	{ "alice@example.test", PW_ALICE, true,  true,  true,  true  }, /* and CRAM-MD5 */
+	{ "carol@example.test", PW_ALICE, true,  true,  false, false }, /* disabled */
+	{ "dave@example.test",  PW_ALICE, false, true,  true,  false }, /* SCRAM only */
+	{ "erin@example.test",  PW_ALICE, false, false, true,  false }, /* no secret at all */
+	{ "frank@example.test", PW_ALICE, true,  false, true,  false }, /* argon2id only */
+	{ "grace@example.test", PW_ALICE, true,  true,  true,  false }, /* for the passwd test */
+	{ "heidi@example.test", PW_ALICE, true,  true,  true,  false }, /* for the disable test */
 };
 /* clang-format on */
 
@@ -107,6 +109,9 @@ static int world_setup(void **state)
 		     auth_secret_make_scram(s->password, strlen(s->password),
 					    AUTH_SCRAM_ITERATIONS_DEFAULT, u.secret_scram,
 					    sizeof(u.secret_scram), &err) < 0) ||
+		    (s->has_cram_md5 &&
+		     sasl_cram_md5_secret_make(s->password, strlen(s->password), u.secret_cram_md5,
+					       sizeof(u.secret_cram_md5), &err) < 0) ||
 		    store_user_add(world.admin, &u, &err) < 0) {
 			fprintf(stderr, "%s: %s\n", s->address, err.message);
 			return -1;
@@ -509,7 +514,8 @@ static void test_passwd_elsewhere_invalidates(void **state)
 		auth_secret_make_argon2id(PW_OTHER, strlen(PW_OTHER), secret, sizeof(secret), &err),
 		0);
 	assert_int_equal(
-		store_user_set_secrets(world.admin, "grace@example.test", secret, "", &err), 0);
+		store_user_set_secrets(world.admin, "grace@example.test", secret, "", NULL, &err),
+		0);
 
 	o = login(f, "198.51.100.2", "grace@example.test", PW_ALICE);
 	assert_int_equal(o.result, AUTH_FAILED);
@@ -750,19 +756,27 @@ static void test_store_failure_is_tempfail(void **state)
 	assert_int_equal(stats(f).cache_hits, 1);
 }
 
-/* Fetch a SCRAM secret and wait for it. */
-static struct outcome fetch(struct fixture *f, const char *client, const char *user,
-			    uint64_t *ticket_out)
+/* Fetch a secret of kind and wait for it. */
+static struct outcome fetch_kind(struct fixture *f, enum auth_secret_kind kind, const char *client,
+				 const char *user, uint64_t *ticket_out)
 {
-	struct auth_request req = request(client, "SCRAM-SHA-256", user);
+	struct auth_request req =
+		request(client, kind == AUTH_SECRET_CRAM_MD5 ? "CRAM-MD5" : "SCRAM-SHA-256", user);
 	struct outcome o;
 
 	memset(&o, 0, sizeof(o));
-	*ticket_out = auth_fetch_secret(f->svc, &req, AUTH_SECRET_SCRAM_SHA_256, on_secret, &o);
+	*ticket_out = auth_fetch_secret(f->svc, &req, kind, on_secret, &o);
 	assert_true(*ticket_out != 0);
 	assert_int_equal(o.calls, 0);
 	assert_true(run_until(f, is_answered, &o, WAIT_MS));
 	return o;
+}
+
+/* Fetch a SCRAM secret and wait for it. */
+static struct outcome fetch(struct fixture *f, const char *client, const char *user,
+			    uint64_t *ticket_out)
+{
+	return fetch_kind(f, AUTH_SECRET_SCRAM_SHA_256, client, user, ticket_out);
 }
 
 static struct outcome report(struct fixture *f, uint64_t ticket, bool is_valid)
@@ -887,6 +901,96 @@ static void test_scram_secrets_and_decoys(void **state)
 	}
 }
 
+static const struct decoy_case cram_decoy_cases[] = {
+	{ "unknown user", "mallory@example.test", "user=mallory@example.test reason=unknown-user" },
+	{ "disabled user", "carol@example.test", "user=carol@example.test reason=disabled" },
+	{ "user without a CRAM-MD5 secret", "dave@example.test",
+	  "user=dave@example.test reason=no-secret" },
+	{ "malformed name", "frank", "user=frank reason=malformed" },
+};
+
+struct missing_walk {
+	size_t count;
+	char first[ADDRESS_MAX + 1];
+	size_t stop_after; /* 0: never stop */
+};
+
+static int missing_one(void *ctx, const char *address)
+{
+	struct missing_walk *walk = ctx;
+
+	if (walk->count++ == 0)
+		snprintf(walk->first, sizeof(walk->first), "%s", address);
+	return walk->stop_after != 0 && walk->count == walk->stop_after ? 7 : 0;
+}
+
+static void test_cram_md5_secrets_and_decoys(void **state)
+{
+	struct fixture *f = *state;
+	struct store_user alice;
+	struct error err;
+	struct outcome o, r;
+	struct capture cap;
+	struct missing_walk walk;
+	uint64_t ticket;
+	size_t missing = 0;
+	char *log;
+
+	print_message("case: a real secret, a matching response\n");
+	assert_int_equal(store_user_get(world.admin, "alice@example.test", &alice, &err), 0);
+	assert_true(auth_secret_is_cram_md5(alice.secret_cram_md5));
+	o = fetch_kind(f, AUTH_SECRET_CRAM_MD5, "192.0.2.80", "ALICE@example.test", &ticket);
+	assert_int_equal(o.result, AUTH_OK);
+	assert_string_equal(o.secret, alice.secret_cram_md5);
+	assert_string_equal(o.user, "alice@example.test");
+	capture_begin(&cap);
+	r = report(f, ticket, true);
+	log = capture_end(&cap);
+	assert_int_equal(r.result, AUTH_OK);
+	assert_non_null(strstr(log, "auth ok listener=submission client=192.0.2.80 "
+				    "mech=CRAM-MD5 user=alice@example.test"));
+	free(log);
+
+	print_message("case: a real secret, a wrong response\n");
+	o = fetch_kind(f, AUTH_SECRET_CRAM_MD5, "192.0.2.81", "alice@example.test", &ticket);
+	capture_begin(&cap);
+	r = report(f, ticket, false);
+	log = capture_end(&cap);
+	assert_int_equal(r.result, AUTH_FAILED);
+	assert_non_null(strstr(log, "mech=CRAM-MD5 user=alice@example.test reason=bad-password"));
+	free(log);
+
+	/* Decoys have the real form (the client cannot tell) and never pass. */
+	for (size_t i = 0; i < ARRAY_LEN(cram_decoy_cases); i++) {
+		const struct decoy_case *c = &cram_decoy_cases[i];
+
+		print_message("case: decoy for %s\n", c->name);
+		o = fetch_kind(f, AUTH_SECRET_CRAM_MD5, "192.0.2.82", c->user, &ticket);
+		assert_int_equal(o.result, AUTH_OK);
+		assert_true(auth_secret_is_cram_md5(o.secret));
+		capture_begin(&cap);
+		r = report(f, ticket, true);
+		log = capture_end(&cap);
+		assert_int_equal(r.result, AUTH_FAILED);
+		if (strstr(log, c->want_reason) == NULL)
+			fail_msg("log has no \"%s\":\n%s", c->want_reason, log);
+		free(log);
+	}
+
+	print_message("case: accounts without the secret\n");
+	memset(&walk, 0, sizeof(walk));
+	assert_int_equal(auth_cram_md5_missing(world.admin, missing_one, &walk, &missing, &err), 0);
+	assert_int_equal(missing, ARRAY_LEN(users) - 1); /* alice alone has one */
+	assert_int_equal(walk.count, missing);
+	assert_string_equal(walk.first, "carol@example.test"); /* disabled ones count too */
+	assert_int_equal(auth_cram_md5_missing(world.admin, NULL, NULL, &missing, &err), 0);
+	assert_int_equal(missing, ARRAY_LEN(users) - 1);
+	memset(&walk, 0, sizeof(walk));
+	walk.stop_after = 2;
+	assert_int_equal(auth_cram_md5_missing(world.admin, missing_one, &walk, &missing, &err), 0);
+	assert_int_equal(walk.count, 2);
+}
+
 /*
  * The lines tests/e2e/test_fail2ban.py hands to fail2ban-regex: failures
  * from 192.0.2.7 (3), 2001:db8::77 (1), 198.51.100.23 (1), 203.0.113.45
@@ -954,6 +1058,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_store_failure_is_tempfail, fixture_setup,
 						fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_scram_secrets_and_decoys, fixture_setup,
+						fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_cram_md5_secrets_and_decoys, fixture_setup,
 						fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_log_lines_for_fail2ban, fixture_setup,
 						fixture_teardown),

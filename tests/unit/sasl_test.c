@@ -135,6 +135,54 @@ static void test_mechanism_names(void **state)
 	assert_false(sasl_mechanism_is_plaintext(SASL_MECHANISM_SCRAM_SHA_256));
 }
 
+/* ---- what a connection offers ---- */
+
+static const struct offer_case {
+	const char *name;
+	struct sasl_offer offer;
+	const char *want;
+} offer_cases[] = {
+	{ "plaintext, modern listener", { false, false, false, false }, "SCRAM-SHA-256" },
+	{ "plaintext, legacy listener allowing it",
+	  { false, true, false, false },
+	  "PLAIN LOGIN SCRAM-SHA-256" },
+	{ "TLS without a channel binding",
+	  { true, false, false, false },
+	  "PLAIN LOGIN SCRAM-SHA-256" },
+	{ "TLS with tls-exporter",
+	  { true, false, false, true },
+	  "PLAIN LOGIN SCRAM-SHA-256 SCRAM-SHA-256-PLUS" },
+	{ "CRAM-MD5 enabled in plaintext",
+	  { false, false, true, false },
+	  "CRAM-MD5 SCRAM-SHA-256" },
+	{ "everything",
+	  { true, true, true, true },
+	  "PLAIN LOGIN CRAM-MD5 SCRAM-SHA-256 SCRAM-SHA-256-PLUS" },
+	{ "a binding without TLS offers no -PLUS", { false, false, false, true }, "SCRAM-SHA-256" },
+};
+
+static void test_offered_mechanisms(void **state)
+{
+	char list[SASL_MECHANISMS_LIST_MAX];
+	char small[12];
+
+	(void) state;
+	for (size_t i = 0; i < ARRAY_LEN(offer_cases); i++) {
+		const struct offer_case *c = &offer_cases[i];
+
+		print_message("case: %s\n", c->name);
+		sasl_mechanisms_list(&c->offer, list, sizeof(list));
+		assert_string_equal(list, c->want);
+		assert_int_equal(sasl_mechanism_is_offered(SASL_MECHANISM_CRAM_MD5, &c->offer),
+				 strstr(c->want, "CRAM-MD5") != NULL);
+		assert_int_equal(sasl_mechanism_is_offered(SASL_MECHANISM_PLAIN, &c->offer),
+				 strstr(c->want, "PLAIN") != NULL);
+	}
+	print_message("case: a short buffer holds whole names only\n");
+	sasl_mechanisms_list(&offer_cases[5].offer, small, sizeof(small));
+	assert_string_equal(small, "PLAIN LOGIN");
+}
+
 /* ---- framing ---- */
 
 static const struct response_case {
@@ -1504,6 +1552,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_mechanism_parse),
 		cmocka_unit_test(test_mechanism_names),
+		cmocka_unit_test(test_offered_mechanisms),
 		cmocka_unit_test(test_response_decode),
 		cmocka_unit_test(test_response_line_limit),
 		cmocka_unit_test(test_challenge_encode),

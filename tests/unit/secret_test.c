@@ -460,6 +460,38 @@ static int setup(void **state)
 	return auth_secret_global_init(&err);
 }
 
+static const struct cram_form_case {
+	const char *name, *secret;
+	bool want;
+} cram_form_cases[] = {
+	{ "well-formed",
+	  "{CRAM-MD5}0123456789abcdef0123456789abcdef0123456789ABCDEF0123456789abcdef", true },
+	{ "scheme in lower case",
+	  "{cram-md5}0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", true },
+	{ "63 digits", "{CRAM-MD5}0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde",
+	  false },
+	{ "65 digits",
+	  "{CRAM-MD5}0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0", false },
+	{ "not hex", "{CRAM-MD5}0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeg",
+	  false },
+	{ "another scheme",
+	  "{PLAIN-MD5}0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", false },
+	{ "empty", "", false },
+	{ "scheme alone", "{CRAM-MD5}", false },
+};
+
+static void test_cram_md5_form(void **state)
+{
+	(void) state;
+	for (size_t i = 0; i < ARRAY_LEN(cram_form_cases); i++) {
+		const struct cram_form_case *c = &cram_form_cases[i];
+
+		print_message("case: %s\n", c->name);
+		assert_int_equal(auth_secret_is_cram_md5(c->secret), c->want);
+	}
+	assert_false(auth_secret_is_cram_md5(NULL));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -469,6 +501,7 @@ int main(void)
 		cmocka_unit_test(test_scram_make),
 		cmocka_unit_test(test_scram_known_secret),
 		cmocka_unit_test(test_scram_parse),
+		cmocka_unit_test(test_cram_md5_form),
 		cmocka_unit_test(test_argon2id_vectors),
 		cmocka_unit_test(test_argon2id_round_trip),
 		cmocka_unit_test(test_password_bounds),

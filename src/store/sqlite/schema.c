@@ -77,6 +77,10 @@ static const char *const migration_steps[] = {
 	" position INTEGER NOT NULL,"
 	" PRIMARY KEY (alias_id, target)"
 	") STRICT, WITHOUT ROWID;",
+
+	/* 3: the CRAM-MD5 secret (password-equivalent, decision 0044), stored
+	 * only while a listener offers CRAM-MD5. */
+	"ALTER TABLE users ADD COLUMN secret_cram_md5 TEXT NOT NULL DEFAULT '';",
 };
 
 #define SCHEMA_VERSION ((int) (sizeof(migration_steps) / sizeof(migration_steps[0])))

@@ -63,7 +63,7 @@ enum stmt_id {
 
 #define USER_COLUMNS                                                                   \
 	"users.address, users.secret_argon2id, users.secret_scram, users.is_enabled, " \
-	"users.is_held, users.created, users.changed"
+	"users.is_held, users.created, users.changed, users.secret_cram_md5"
 #define ALIAS_COLUMNS                                                                 \
 	"aliases.id, aliases.address, coalesce(owner.address, ''), aliases.created, " \
 	"aliases.changed FROM aliases LEFT JOIN users AS owner ON owner.id = aliases.owner_id"
@@ -91,8 +91,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	[STMT_USER_ID] = "SELECT id FROM users WHERE address = ?1",
 	[STMT_USER_INSERT] =
 		"INSERT INTO users (address, domain_id, secret_argon2id, secret_scram, "
-		"is_enabled, is_held, created, changed) "
-		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+		"is_enabled, is_held, created, changed, secret_cram_md5) "
+		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
 	[STMT_USER_GET] = "SELECT " USER_COLUMNS " FROM users WHERE address = ?1",
 	[STMT_USER_LIST_ALL] = "SELECT " USER_COLUMNS " FROM users ORDER BY address",
 	[STMT_USER_LIST_DOMAIN] = "SELECT " USER_COLUMNS " FROM users "
@@ -100,7 +100,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	[STMT_USER_DELETE] = "DELETE FROM users WHERE address = ?1",
 	[STMT_USER_SET_SECRETS] = "UPDATE users SET "
 				  "secret_argon2id = coalesce(?2, secret_argon2id), "
-				  "secret_scram = coalesce(?3, secret_scram), changed = ?4 "
+				  "secret_scram = coalesce(?3, secret_scram), "
+				  "secret_cram_md5 = coalesce(?5, secret_cram_md5), changed = ?4 "
 				  "WHERE address = ?1",
 	[STMT_USER_SET_ENABLED] = "UPDATE users SET is_enabled = ?2, changed = ?3 "
 				  "WHERE address = ?1",
@@ -551,7 +552,8 @@ static int sqlite_user_add(void *impl, const struct store_user *user, int64_t no
 				    BIND_TEXT(user->secret_scram),
 				    BIND_INT(user->is_enabled ? 1 : 0),
 				    BIND_INT(user->is_held ? 1 : 0),
-				    BIND_INT(now) };
+				    BIND_INT(now),
+				    BIND_TEXT(user->secret_cram_md5) };
 
 		if (run(s, STMT_USER_INSERT, b, ARRAY_LEN(b), NULL, err) < 0)
 			return tx_abort(s);
@@ -580,7 +582,8 @@ static bool user_from_row(struct sqlite_store *s, sqlite3_stmt *stmt, struct sto
 	memset(u, 0, sizeof(*u));
 	if (!column_copy(s, stmt, 0, u->address, sizeof(u->address), err) ||
 	    !column_copy(s, stmt, 1, u->secret_argon2id, sizeof(u->secret_argon2id), err) ||
-	    !column_copy(s, stmt, 2, u->secret_scram, sizeof(u->secret_scram), err))
+	    !column_copy(s, stmt, 2, u->secret_scram, sizeof(u->secret_scram), err) ||
+	    !column_copy(s, stmt, 7, u->secret_cram_md5, sizeof(u->secret_cram_md5), err))
 		return false;
 	u->is_enabled = sqlite3_column_int64(stmt, 3) != 0;
 	u->is_held = sqlite3_column_int64(stmt, 4) != 0;
@@ -650,11 +653,12 @@ static int sqlite_user_list(void *impl, const char *domain, store_user_fn *each,
 }
 
 static int sqlite_user_set_secrets(void *impl, const char *address, const char *secret_argon2id,
-				   const char *secret_scram, int64_t now, struct error *err)
+				   const char *secret_scram, const char *secret_cram_md5,
+				   int64_t now, struct error *err)
 {
 	struct sqlite_store *s = impl;
 	struct bind b[] = { BIND_TEXT(address), BIND_TEXT(secret_argon2id), BIND_TEXT(secret_scram),
-			    BIND_INT(now) };
+			    BIND_INT(now), BIND_TEXT(secret_cram_md5) };
 	int changes;
 
 	if (run(s, STMT_USER_SET_SECRETS, b, ARRAY_LEN(b), &changes, err) < 0)
