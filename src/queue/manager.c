@@ -421,7 +421,7 @@ static void finish_run(void *arg)
 					   : state->recipients[i].reply ? state->recipients[i].reply
 									: "no attempt succeeded";
 
-			snprintf(reply, sizeof(reply), "4.4.7 expired in queue; last: %.200s",
+			snprintf(reply, sizeof(reply), "554 5.4.7 expired in queue; last: %.200s",
 				 last);
 			snprintf(a->reply, sizeof(a->reply), "%s", reply);
 			a->result = ATTEMPT_FAILED;
@@ -512,12 +512,12 @@ static void log_outcomes(struct queue_job *job)
 		if (a->result == ATTEMPT_NONE)
 			continue;
 		log_write(a->result == ATTEMPT_DELIVERED ? LOG_LEVEL_INFO : LOG_LEVEL_WARNING,
-			  "qid=%s delivery to=%s via=%s relay=%s result=%s delay_ms=%llu "
+			  "qid=%s delivery to=%s via=%s result=%s delay_ms=%llu relay=%s "
 			  "detail=%s",
 			  job->entry->id,
 			  log_escape(span_from_cstr(job->env.recipients[i].address), to), a->via,
-			  a->remote_mta[0] ? a->remote_mta : "none", words[a->result],
-			  (unsigned long long) delay_s * 1000,
+			  words[a->result], (unsigned long long) delay_s * 1000,
+			  a->remote_mta[0] ? a->remote_mta : "none",
 			  log_escape(span_from_cstr(a->reply), detail));
 	}
 }
