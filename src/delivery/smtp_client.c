@@ -86,6 +86,9 @@ struct delivery_smtp {
 
 static void enter(struct delivery_smtp *c, enum client_state state);
 static void try_next_address(struct delivery_smtp *c);
+static void on_read(struct bufferevent *bev, void *arg);
+static void on_write(struct bufferevent *bev, void *arg);
+static void on_event(struct bufferevent *bev, short events, void *arg);
 
 static const char *host_name(const struct delivery_smtp *c)
 {
@@ -491,6 +494,9 @@ static void start_tls(struct delivery_smtp *c)
 		return;
 	}
 	bufferevent_openssl_set_allow_dirty_shutdown(tls_bev, 1);
+	bufferevent_setcb(tls_bev, on_read, on_write, on_event, c);
+	bufferevent_setwatermark(tls_bev, EV_WRITE, DELIVERY_SMTP_CHUNK_BYTES, 0);
+	bufferevent_enable(tls_bev, EV_READ | EV_WRITE);
 	c->bev = tls_bev;
 	c->is_tls = true;
 	enter(c, CLIENT_TLS_HANDSHAKE);

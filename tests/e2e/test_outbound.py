@@ -73,9 +73,12 @@ def start(inst, world, **extra):
     return start_mail(inst, **config)
 
 
-def wait_messages(remote, count, timeout=20):
-    return wait_for(lambda: remote.messages if len(remote.messages) >= count else None,
-                    timeout=timeout, what=f"{count} message(s) at {remote.host}")
+def wait_messages(remote, count, timeout=20, inst=None):
+    try:
+        return wait_for(lambda: remote.messages if len(remote.messages) >= count else None,
+                        timeout=timeout, what=f"{count} message(s) at {remote.host}")
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{inst.log() if inst else ''}") from None
 
 
 def spool(inst, place):
@@ -225,7 +228,7 @@ def test_starttls_to_a_remote_that_offers_it(mail_server, world, workdir):
             "[listener", f"route tls.remote.test = 127.0.0.6:{port} tls=require\n[listener", 1))
         start(inst, world)
         submit(inst, ["x@tls.remote.test"], subject="tls")
-        [got] = wait_messages(tls_remote, 1)
+        [got] = wait_messages(tls_remote, 1, inst=inst)
         assert got.tls
     finally:
         tls_remote.stop()
