@@ -190,15 +190,12 @@ int queue_dsn_build(const struct queue_dsn_params *p, char **text_out, size_t *l
 		   p->boundary);
 	out_printf(&o, "This is the mail system at %s.\r\n\r\n", p->reporting_mta);
 	if (has_failed)
-		out_add(&o,
-			"Your message could not be delivered to one or more recipients.\r\n"
-			"It is attached below.\r\n\r\n",
-			92);
+		out_cstr(&o, "Your message could not be delivered to one or more recipients.\r\n"
+			     "It is attached below.\r\n\r\n");
 	if (has_delayed)
-		out_add(&o,
-			"Your message has not been delivered yet to one or more recipients.\r\n"
-			"The mail system will keep trying; you need not send it again.\r\n\r\n",
-			131);
+		out_cstr(&o,
+			 "Your message has not been delivered yet to one or more recipients.\r\n"
+			 "The mail system will keep trying; you need not send it again.\r\n\r\n");
 	for (size_t i = 0; i < p->recipient_count; i++) {
 		const struct queue_dsn_recipient *r = &p->recipients[i];
 
