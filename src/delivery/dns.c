@@ -24,15 +24,20 @@ struct watch {
 	struct event *event;
 };
 
+struct lookup;
+
 struct delivery_dns {
 	struct event_base *base;
 	ares_channel channel;
+	struct lookup *lookups; /* in flight, freed with the resolver */
 	struct watch *watches;
 	struct event *timer;
 	bool is_freeing;
 };
 
 struct lookup {
+	struct lookup *next, **prev_next;
+	struct event *numeric_event; /* answers a numeric host from the loop */
 	struct delivery_dns *dns;
 	delivery_dns_fn *fn;
 	void *ctx;
@@ -48,6 +53,8 @@ struct lookup {
 		size_t index;
 	} queries[DELIVERY_MX_MAX];
 };
+
+static void lookup_free(struct lookup *l);
 
 static void rearm_timer(struct delivery_dns *dns)
 {
@@ -164,6 +171,9 @@ void delivery_dns_free(struct delivery_dns *dns)
 	dns->is_freeing = true;
 	if (dns->channel != NULL)
 		ares_destroy(dns->channel); /* callbacks run with ARES_EDESTRUCTION */
+	/* Whatever c-ares did not hand back: no callback comes any more. */
+	while (dns->lookups != NULL)
+		lookup_free(dns->lookups);
 	while (dns->watches != NULL) {
 		struct watch *w = dns->watches;
 
@@ -222,6 +232,16 @@ static uint32_t system_random(void *ctx)
 
 /* --- look-ups ------------------------------------------------------------ */
 
+static void lookup_free(struct lookup *l)
+{
+	*l->prev_next = l->next;
+	if (l->next != NULL)
+		l->next->prev_next = l->prev_next;
+	if (l->numeric_event != NULL)
+		event_free(l->numeric_event);
+	free(l);
+}
+
 static void lookup_finish(struct lookup *l)
 {
 	struct delivery_hosts out = { 0 };
@@ -247,7 +267,7 @@ static void lookup_finish(struct lookup *l)
 			 l->mx[0].name);
 		l->fn(l->ctx, DELIVERY_DNS_TEMPFAIL, &out, detail);
 	}
-	free(l);
+	lookup_free(l);
 }
 
 static void on_addresses(void *arg, int status, int timeouts, struct ares_addrinfo *result)
@@ -259,7 +279,7 @@ static void on_addresses(void *arg, int status, int timeouts, struct ares_addrin
 	(void) timeouts;
 	if (status == ARES_EDESTRUCTION) {
 		if (--l->pending == 0)
-			free(l);
+			lookup_free(l);
 		return;
 	}
 	if (status == ARES_SUCCESS && result != NULL) {
@@ -317,7 +337,7 @@ static void on_mx(void *arg, int status, int timeouts, unsigned char *abuf, int 
 
 	(void) timeouts;
 	if (status == ARES_EDESTRUCTION) {
-		free(l);
+		lookup_free(l);
 		return;
 	}
 	if (status == ARES_ENODATA) {
@@ -330,14 +350,14 @@ static void on_mx(void *arg, int status, int timeouts, unsigned char *abuf, int 
 	if (status == ARES_ENOTFOUND) {
 		snprintf(detail, sizeof(detail), "%s: domain not found (NXDOMAIN)", l->mx[0].name);
 		l->fn(l->ctx, DELIVERY_DNS_NOT_FOUND, &l->hosts, detail);
-		free(l);
+		lookup_free(l);
 		return;
 	}
 	if (status != ARES_SUCCESS || ares_parse_mx_reply(abuf, alen, &records) != ARES_SUCCESS) {
 		snprintf(detail, sizeof(detail), "MX look-up of %s failed: %s", l->mx[0].name,
 			 ares_strerror(status != ARES_SUCCESS ? status : ARES_EBADRESP));
 		l->fn(l->ctx, DELIVERY_DNS_TEMPFAIL, &l->hosts, detail);
-		free(l);
+		lookup_free(l);
 		return;
 	}
 	/* RFC 7505 3: a single MX with preference 0 and exchange "." */
@@ -346,7 +366,7 @@ static void on_mx(void *arg, int status, int timeouts, unsigned char *abuf, int 
 		snprintf(detail, sizeof(detail), "%s accepts no mail (null MX)", l->mx[0].name);
 		ares_free_data(records);
 		l->fn(l->ctx, DELIVERY_DNS_NULL_MX, &l->hosts, detail);
-		free(l);
+		lookup_free(l);
 		return;
 	}
 	l->mx_count = 0;
@@ -364,11 +384,21 @@ static void on_mx(void *arg, int status, int timeouts, unsigned char *abuf, int 
 	ares_free_data(records);
 	if (l->mx_count == 0) {
 		l->fn(l->ctx, DELIVERY_DNS_TEMPFAIL, &l->hosts, "MX records name no host");
-		free(l);
+		lookup_free(l);
 		return;
 	}
 	delivery_mx_order(l->mx, l->mx_count, system_random, NULL);
 	resolve_hosts(l);
+}
+
+static void on_numeric(evutil_socket_t fd, short events, void *arg)
+{
+	struct lookup *l = arg;
+
+	(void) fd;
+	(void) events;
+	l->pending = 0;
+	lookup_finish(l);
 }
 
 static struct lookup *lookup_new(struct delivery_dns *dns, const char *name, uint16_t port,
@@ -379,6 +409,11 @@ static struct lookup *lookup_new(struct delivery_dns *dns, const char *name, uin
 	if (l == NULL)
 		return NULL;
 	l->dns = dns;
+	l->next = dns->lookups;
+	if (l->next != NULL)
+		l->next->prev_next = &l->next;
+	l->prev_next = &dns->lookups;
+	dns->lookups = l;
 	l->fn = fn;
 	l->ctx = ctx;
 	l->port = port;
@@ -407,6 +442,37 @@ int delivery_dns_resolve_host(struct delivery_dns *dns, const char *host, uint16
 		return -1;
 	l->is_fallback = true;
 	l->mx_count = 1;
+	{
+		/* A numeric address (a route to 127.0.0.1:2626) needs no look-up;
+		 * the answer still comes from the loop, never inside this call. */
+		struct delivery_host *h = &l->hosts.hosts[0];
+		struct sockaddr_in *sin = (struct sockaddr_in *) &h->addresses[0];
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *) &h->addresses[0];
+
+		if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+			sin->sin_family = AF_INET;
+			sin->sin_port = htons(port);
+			h->address_lens[0] = sizeof(*sin);
+		} else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+			sin6->sin6_family = AF_INET6;
+			sin6->sin6_port = htons(port);
+			h->address_lens[0] = sizeof(*sin6);
+		}
+		if (h->address_lens[0] != 0) {
+			snprintf(h->name, sizeof(h->name), "%s", host);
+			h->address_count = 1;
+			struct timeval now = { 0, 0 };
+
+			l->pending = 1;
+			l->numeric_event = evtimer_new(dns->base, on_numeric, l);
+			if (l->numeric_event == NULL) {
+				lookup_free(l);
+				return -1;
+			}
+			evtimer_add(l->numeric_event, &now);
+			return 0;
+		}
+	}
 	resolve_hosts(l);
 	return 0;
 }
