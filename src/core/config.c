@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -28,6 +29,9 @@ enum config_type {
 	CONFIG_TYPE_COUNT, /* a whole number */
 	CONFIG_TYPE_BOOL,  /* yes or no */
 	CONFIG_TYPE_TLS_PROFILE,
+	CONFIG_TYPE_SERVERS,	  /* comma-separated numeric IP:PORT, kept as text */
+	CONFIG_TYPE_OUTBOUND_TLS, /* opportunistic, require, verify, none */
+	CONFIG_TYPE_ROUTE,	  /* HOST:PORT [tls=MODE] */
 };
 
 enum config_scope {
@@ -42,23 +46,30 @@ struct config_key {
 	const char *default_value; /* "" for keys whose default is derived after loading */
 	size_t offset;
 	size_t size;
-	uint64_t min, max; /* durations in milliseconds, sizes in bytes, counts */
+	uint64_t min, max;	  /* durations in milliseconds, sizes in bytes, counts */
+	const char *written_name; /* NULL: name, except for shutdown_timeout_ms */
 };
 
 #define TOP(name, type, def)                                                       \
 	{                                                                          \
 		CONFIG_SCOPE_TOP, #name, type, def, offsetof(struct config, name), \
-			sizeof(((struct config *) 0)->name), 0, 0                  \
+			sizeof(((struct config *) 0)->name), 0, 0, NULL            \
 	}
 #define TOP_RANGE(name, type, def, min, max)                                       \
 	{                                                                          \
 		CONFIG_SCOPE_TOP, #name, type, def, offsetof(struct config, name), \
-			sizeof(((struct config *) 0)->name), min, max              \
+			sizeof(((struct config *) 0)->name), min, max, NULL        \
+	}
+/* A duration field NAME_ms written as `written` (the value carries its unit). */
+#define TOP_DURATION(name, written, def, min, max)                                                 \
+	{                                                                                          \
+		CONFIG_SCOPE_TOP, #name, CONFIG_TYPE_DURATION, def, offsetof(struct config, name), \
+			sizeof(((struct config *) 0)->name), min, max, written                     \
 	}
 #define LISTENER(name, type, def)                                                                \
 	{                                                                                        \
 		CONFIG_SCOPE_LISTENER, #name, type, def, offsetof(struct config_listener, name), \
-			sizeof(((struct config_listener *) 0)->name), 0, 0                       \
+			sizeof(((struct config_listener *) 0)->name), 0, 0, NULL                 \
 	}
 
 // clang-format off
@@ -82,6 +93,19 @@ static const struct config_key config_keys[] = {
 	LISTENER(plaintext_auth, CONFIG_TYPE_BOOL,     "no"),
 	LISTENER(detect_implicit_tls, CONFIG_TYPE_BOOL, "no"),
 	LISTENER(cram_md5,      CONFIG_TYPE_BOOL,      "no"),
+	TOP(dns_servers,        CONFIG_TYPE_SERVERS,   ""),
+	TOP_RANGE(smtp_port,    CONFIG_TYPE_COUNT,     "25", 1, 65535),
+	TOP(outbound_tls,       CONFIG_TYPE_OUTBOUND_TLS, "opportunistic"),
+	TOP(outbound_ca_file,   CONFIG_TYPE_PATH,      ""),
+	TOP_RANGE(outbound_timeout_divisor, CONFIG_TYPE_COUNT, "1", 1, 1000),
+	TOP_RANGE(max_outbound_connections, CONFIG_TYPE_COUNT, "20", 1, 10000),
+	TOP_RANGE(max_destination_connections, CONFIG_TYPE_COUNT, "4", 1, 1000),
+	TOP_DURATION(retry_initial_ms, "retry_initial", "5m", 1000, 86400000),
+	TOP_DURATION(retry_max_ms, "retry_max", "4h", 1000, 7 * 86400000ULL),
+	TOP_DURATION(max_queue_lifetime_ms, "max_queue_lifetime", "5d", 1000, 30 * 86400000ULL),
+	TOP_DURATION(delay_warning_ms, "delay_warning", "0s", 0, 30 * 86400000ULL),
+	TOP_RANGE(bounce_return_max, CONFIG_TYPE_SIZE, "100K", 0, 1ULL << 30),
+	TOP(relayhost,          CONFIG_TYPE_ROUTE,     ""),
 };
 // clang-format on
 
@@ -98,7 +122,31 @@ static const char *const listener_names[CONFIG_LISTENER_KIND_COUNT] = {
  * since its value carries its unit ("30s"). */
 static const char *key_written_name(const struct config_key *key)
 {
+	if (key->written_name != NULL)
+		return key->written_name;
 	return key->type == CONFIG_TYPE_DURATION ? "shutdown_timeout" : key->name;
+}
+
+static const char *const outbound_tls_names[] = {
+	[CONFIG_OUTBOUND_TLS_OPPORTUNISTIC] = "opportunistic",
+	[CONFIG_OUTBOUND_TLS_REQUIRE] = "require",
+	[CONFIG_OUTBOUND_TLS_VERIFY] = "verify",
+	[CONFIG_OUTBOUND_TLS_NONE] = "none",
+};
+
+const char *config_outbound_tls_name(enum config_outbound_tls tls)
+{
+	return outbound_tls_names[tls];
+}
+
+static bool parse_outbound_tls(struct span s, enum config_outbound_tls *tls_out)
+{
+	for (size_t i = 0; i < ARRAY_LEN(outbound_tls_names); i++)
+		if (span_eq_cstr(s, outbound_tls_names[i])) {
+			*tls_out = (enum config_outbound_tls) i;
+			return true;
+		}
+	return false;
 }
 
 const char *config_listener_name(enum config_listener_kind kind)
@@ -264,6 +312,94 @@ static int parse_address(struct span text, struct config_address *address_out)
 	return 0;
 }
 
+/* "IP:PORT,[IPv6]:PORT": each item numeric, kept as text for the resolver. */
+static int parse_servers(const struct value_context *vc, const struct config_key *key,
+			 struct span value, char *out, size_t out_cap)
+{
+	struct span rest = value;
+
+	if (value.len == 0)
+		return value_error(vc, key, "needs at least one ADDRESS:PORT");
+	while (rest.len > 0) {
+		struct span item, after;
+		struct config_address address;
+
+		if (!span_split_first(rest, ',', &item, &after)) {
+			item = rest;
+			after = span_make(NULL, 0);
+		} else if (span_trim(after).len == 0) {
+			return value_error(vc, key, "empty address after ','");
+		}
+		if (parse_address(span_trim(item), &address) < 0)
+			return value_error(
+				vc, key, "expected numeric IPv4 ADDRESS:PORT or [IPv6]:PORT items");
+		rest = after;
+	}
+	if (!span_copy_cstr(value, out, out_cap))
+		return value_error(vc, key, "list is too long");
+	for (char *p = out; *p; p++)
+		if (*p == ' ' || *p == '\t')
+			memmove(p, p + 1, strlen(p)), p--;
+	return 0;
+}
+
+/* "HOST:PORT [tls=MODE]", HOST a host name, a numeric IPv4 address or [IPv6]. */
+static int parse_route(const struct value_context *vc, const char *what, struct span value,
+		       struct config_route *route)
+{
+	struct span target, rest, host, port, option, name, mode;
+	uint64_t port_number;
+	unsigned char bin[sizeof(struct in6_addr)];
+
+	span_split_word(value, &target, &rest);
+	if (target.len > 0 && target.ptr[0] == '[') {
+		long close = span_find(target, 0, ']');
+
+		if (close < 0 || (size_t) close + 1 >= target.len || target.ptr[close + 1] != ':')
+			goto bad;
+		host = span_make(target.ptr + 1, (size_t) close - 1);
+		port = span_make(target.ptr + close + 2, target.len - (size_t) close - 2);
+		if (!span_copy_cstr(host, route->host, sizeof(route->host)) ||
+		    inet_pton(AF_INET6, route->host, bin) != 1)
+			goto bad;
+	} else {
+		if (!span_split_last(target, ':', &host, &port) || !is_hostname(host) ||
+		    !span_copy_cstr(host, route->host, sizeof(route->host)))
+			goto bad;
+		for (char *p = route->host; *p; p++)
+			if (*p >= 'A' && *p <= 'Z')
+				*p = (char) (*p + 32);
+	}
+	if (!span_parse_u64(port, &port_number) || port_number == 0 || port_number > 65535)
+		goto bad;
+	route->port = (uint16_t) port_number;
+	route->has_tls = false;
+	span_split_word(rest, &option, &rest);
+	if (option.len > 0) {
+		if (rest.len > 0 || !span_split_first(option, '=', &name, &mode) ||
+		    !span_eq_cstr(name, "tls") || !parse_outbound_tls(mode, &route->tls))
+			return error_set(vc->err, ERROR_CONFIG,
+					 "%s:%u: %s: the only option is tls=opportunistic, "
+					 "tls=require, tls=verify or tls=none",
+					 vc->file, vc->line, what);
+		route->has_tls = true;
+	}
+	return 0;
+bad:
+	route->host[0] = '\0';
+	return error_set(vc->err, ERROR_CONFIG,
+			 "%s:%u: %s: expected HOST:PORT (a host name, IPv4 address or [IPv6])",
+			 vc->file, vc->line, what);
+}
+
+const struct config_route *config_route_find(const struct config *config, const char *domain)
+{
+	for (size_t i = 0; i < config->route_count; i++)
+		if (strcasecmp(config->routes[i].domain, domain) == 0)
+			return &config->routes[i];
+	return config->relayhost.host[0] != '\0' ? &config->relayhost : NULL;
+}
+
 static int parse_listen(const struct value_context *vc, const struct config_key *key,
 			struct span value, struct config_listener *listener)
 {
@@ -370,6 +506,15 @@ static int set_value(const struct value_context *vc, const struct config_key *ke
 		else
 			return value_error(vc, key, "must be modern or legacy");
 		return 0;
+	case CONFIG_TYPE_SERVERS:
+		return parse_servers(vc, key, value, field, key->size);
+	case CONFIG_TYPE_OUTBOUND_TLS:
+		if (!parse_outbound_tls(value, (enum config_outbound_tls *) (void *) field))
+			return value_error(vc, key,
+					   "must be opportunistic, require, verify or none");
+		return 0;
+	case CONFIG_TYPE_ROUTE:
+		return parse_route(vc, key->name, value, (struct config_route *) (void *) field);
 	case CONFIG_TYPE_SIZE:
 	case CONFIG_TYPE_COUNT: {
 		uint64_t n;
@@ -448,7 +593,7 @@ static int include_file(struct file_state *fs, const struct config_line *line, s
 	char path[CONFIG_PATH_MAX];
 	struct value_context vc = { fs->file, line->line, fs->dir, err };
 	static const struct config_key include_key = {
-		CONFIG_SCOPE_TOP, "include", CONFIG_TYPE_PATH, "", 0, 0, 0, 0
+		CONFIG_SCOPE_TOP, "include", CONFIG_TYPE_PATH, "", 0, 0, 0, 0, NULL
 	};
 
 	if (line->key_arg.len > 0)
@@ -510,6 +655,38 @@ static int enter_section(struct file_state *fs, const struct config_line *line, 
 	}
 }
 
+/* `route DOMAIN = HOST:PORT [tls=MODE]`: one line per domain. */
+static int add_route(struct file_state *fs, const struct config_line *line, struct error *err)
+{
+	struct config *config = fs->loader->config;
+	struct value_context vc = { fs->file, line->line, fs->dir, err };
+	struct config_route *route;
+	char domain[CONFIG_NAME_MAX];
+
+	if (!is_hostname(line->key_arg) || !span_copy_cstr(line->key_arg, domain, sizeof(domain)))
+		return error_set(err, ERROR_CONFIG,
+				 "%s:%u: route needs a domain: route DOMAIN = "
+				 "HOST:PORT",
+				 fs->file, line->line);
+	for (char *p = domain; *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char) (*p + 32);
+	for (size_t i = 0; i < config->route_count; i++)
+		if (strcmp(config->routes[i].domain, domain) == 0)
+			return error_set(err, ERROR_CONFIG, "%s:%u: route %s is set twice",
+					 fs->file, line->line, domain);
+	if (config->route_count == CONFIG_ROUTES_MAX)
+		return error_set(err, ERROR_CONFIG, "%s:%u: more than %d routes", fs->file,
+				 line->line, CONFIG_ROUTES_MAX);
+	route = &config->routes[config->route_count];
+	memset(route, 0, sizeof(*route));
+	if (parse_route(&vc, "route", line->value, route) < 0)
+		return -1;
+	snprintf(route->domain, sizeof(route->domain), "%s", domain);
+	config->route_count++;
+	return 0;
+}
+
 static int on_line(void *ctx, const struct config_line *line, struct error *err)
 {
 	struct file_state *fs = ctx;
@@ -520,6 +697,8 @@ static int on_line(void *ctx, const struct config_line *line, struct error *err)
 		return enter_section(fs, line, err);
 	if (span_eq_cstr(line->key, "include"))
 		return include_file(fs, line, err);
+	if (!fs->in_listener && span_eq_cstr(line->key, "route"))
+		return add_route(fs, line, err);
 	for (size_t i = 0; i < ARRAY_LEN(config_keys); i++) {
 		const struct config_key *key = &config_keys[i];
 		struct value_context vc = { fs->file, line->line, fs->dir, err };
@@ -785,6 +964,32 @@ void config_address_format(const struct config_address *address, char *out, size
 		snprintf(out, out_cap, "%s:%u", address->host, address->port);
 }
 
+static void print_route(FILE *out, const struct config_route *route)
+{
+	if (strchr(route->host, ':') != NULL)
+		fprintf(out, "[%s]:%u", route->host, route->port);
+	else
+		fprintf(out, "%s:%u", route->host, route->port);
+	if (route->has_tls)
+		fprintf(out, " tls=%s", outbound_tls_names[route->tls]);
+}
+
+/* Keys with no value (not set, no default) are printed as a comment. */
+static bool is_unset(const struct config_key *key, const void *base)
+{
+	const char *field = (const char *) base + key->offset;
+
+	switch (key->type) {
+	case CONFIG_TYPE_PATH:
+	case CONFIG_TYPE_SERVERS:
+		return field[0] == '\0';
+	case CONFIG_TYPE_ROUTE:
+		return ((const struct config_route *) (const void *) field)->host[0] == '\0';
+	default:
+		return false;
+	}
+}
+
 static void print_value(FILE *out, const struct config_key *key, const void *base)
 {
 	const char *field = (const char *) base + key->offset;
@@ -793,7 +998,15 @@ static void print_value(FILE *out, const struct config_key *key, const void *bas
 	case CONFIG_TYPE_HOSTNAME:
 	case CONFIG_TYPE_USER:
 	case CONFIG_TYPE_PATH:
+	case CONFIG_TYPE_SERVERS:
 		fputs(field, out);
+		break;
+	case CONFIG_TYPE_OUTBOUND_TLS:
+		fputs(outbound_tls_names[*(const enum config_outbound_tls *) (const void *) field],
+		      out);
+		break;
+	case CONFIG_TYPE_ROUTE:
+		print_route(out, (const struct config_route *) (const void *) field);
 		break;
 	case CONFIG_TYPE_LOG_LEVEL:
 		fputs(log_level_name(*(const enum log_level *) (const void *) field), out);
@@ -846,8 +1059,17 @@ void config_print(const struct config *config, FILE *out)
 	for (size_t i = 0; i < ARRAY_LEN(config_keys); i++) {
 		if (config_keys[i].scope != CONFIG_SCOPE_TOP)
 			continue;
+		if (is_unset(&config_keys[i], config)) {
+			fprintf(out, "# %s is not set\n", key_written_name(&config_keys[i]));
+			continue;
+		}
 		fprintf(out, "%s = ", key_written_name(&config_keys[i]));
 		print_value(out, &config_keys[i], config);
+		fputc('\n', out);
+	}
+	for (size_t i = 0; i < config->route_count; i++) {
+		fprintf(out, "route %s = ", config->routes[i].domain);
+		print_route(out, &config->routes[i]);
 		fputc('\n', out);
 	}
 	for (int kind = 0; kind < CONFIG_LISTENER_KIND_COUNT; kind++) {
@@ -870,4 +1092,5 @@ void config_keys_each(config_key_fn *each, void *ctx)
 		each(ctx, config_keys[i].scope == CONFIG_SCOPE_TOP ? "" : "listener",
 		     key_written_name(&config_keys[i]));
 	each(ctx, "", "include");
+	each(ctx, "", "route");
 }

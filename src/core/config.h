@@ -63,6 +63,28 @@ struct config_listener {
 	bool cram_md5;		  /* offer CRAM-MD5 (once every account has its secret) */
 };
 
+/* How the SMTP client treats TLS towards a destination (docs/delivery.md). */
+enum config_outbound_tls {
+	CONFIG_OUTBOUND_TLS_OPPORTUNISTIC = 0, /* STARTTLS when offered, no certificate check */
+	CONFIG_OUTBOUND_TLS_REQUIRE,	       /* STARTTLS must succeed; no certificate check */
+	CONFIG_OUTBOUND_TLS_VERIFY,	       /* STARTTLS with a certificate valid for the host */
+	CONFIG_OUTBOUND_TLS_NONE,	       /* never STARTTLS */
+};
+
+#define CONFIG_ROUTES_MAX      64
+#define CONFIG_DNS_SERVERS_MAX 512 /* bytes of the dns_servers list */
+
+/* `route DOMAIN = HOST:PORT [tls=MODE]` and `relayhost = HOST:PORT [tls=MODE]`:
+ * where mail for a domain (or all remote mail) goes instead of its MX. */
+struct config_route {
+	char domain[CONFIG_NAME_MAX]; /* lower-case; empty for the relayhost */
+	char host[CONFIG_NAME_MAX];   /* a host name (A/AAAA looked up) or a numeric address;
+					 empty: not set */
+	uint16_t port;
+	bool has_tls; /* tls= given; otherwise outbound_tls applies */
+	enum config_outbound_tls tls;
+};
+
 struct config {
 	char path[CONFIG_PATH_MAX]; /* the main file, as given */
 
@@ -81,6 +103,23 @@ struct config {
 	uint64_t max_line_length;  /* octets of a DATA text line, CRLF included */
 
 	struct config_listener listeners[CONFIG_LISTENER_KIND_COUNT];
+
+	/* Outbound delivery (docs/delivery.md). */
+	char dns_servers[CONFIG_DNS_SERVERS_MAX]; /* "IP:PORT,..."; empty: /etc/resolv.conf */
+	uint64_t smtp_port;			  /* port of MX hosts */
+	enum config_outbound_tls outbound_tls;
+	char outbound_ca_file[CONFIG_PATH_MAX]; /* empty: the system trust store */
+	uint64_t outbound_timeout_divisor;	/* divides every RFC 5321 4.5.3.2 timeout */
+	uint64_t max_outbound_connections;
+	uint64_t max_destination_connections;
+	uint64_t retry_initial_ms;
+	uint64_t retry_max_ms;
+	uint64_t max_queue_lifetime_ms;
+	uint64_t delay_warning_ms;  /* 0: off */
+	uint64_t bounce_return_max; /* bytes of the original a bounce returns whole */
+	struct config_route relayhost;
+	size_t route_count;
+	struct config_route routes[CONFIG_ROUTES_MAX];
 };
 
 /*
@@ -132,6 +171,13 @@ const char *config_listener_name(enum config_listener_kind kind);
 
 /* Formats "host:port", with brackets around IPv6 hosts. */
 void config_address_format(const struct config_address *address, char *out, size_t out_cap);
+
+/* The route for domain (ASCII case-insensitive): a `route` entry, else the
+ * relayhost, else NULL (MX look-up). */
+const struct config_route *config_route_find(const struct config *config, const char *domain);
+
+/* "opportunistic", "require", "verify", "none". */
+const char *config_outbound_tls_name(enum config_outbound_tls tls);
 
 /* Each documented key, for the docs test: calls each(ctx, "section", "key"). */
 typedef void config_key_fn(void *ctx, const char *section, const char *key);

@@ -790,6 +790,10 @@ int queue_state_serialize(const struct queue_state *state, char **text_out, size
 	text_end_line(&t);
 	text_add_number_line(&t, "attempts", state->attempt_count);
 	text_add_number_line(&t, "next-attempt", state->next_attempt_at);
+	if (state->is_delay_warned) {
+		text_add_cstr(&t, "delay-warned");
+		text_end_line(&t);
+	}
 	for (size_t i = 0; i < state->recipient_count; i++) {
 		const struct queue_recipient_state *r = &state->recipients[i];
 
@@ -808,12 +812,13 @@ int queue_state_serialize(const struct queue_state *state, char **text_out, size
 	return text_finish(&t, text_out, len_out, err);
 }
 
-enum state_key { STATE_ATTEMPTS, STATE_NEXT_ATTEMPT, STATE_RCPT, STATE_END };
+enum state_key { STATE_ATTEMPTS, STATE_NEXT_ATTEMPT, STATE_DELAY_WARNED, STATE_RCPT, STATE_END };
 
 // clang-format off
 static const struct key_row state_rows[] = {
 	[STATE_ATTEMPTS]     = { "attempts",     false },
 	[STATE_NEXT_ATTEMPT] = { "next-attempt", false },
+	[STATE_DELAY_WARNED] = { "delay-warned", true },
 	[STATE_RCPT]         = { "rcpt",         false },
 	[STATE_END]          = { "end",          false },
 };
@@ -890,6 +895,12 @@ int queue_state_parse(struct span text, struct queue_state *state_out, struct er
 				return -1;
 			state_out->next_attempt_at = number;
 			break;
+		case STATE_DELAY_WARNED:
+			if (line.value.len != 0)
+				return error_set(err, ERROR_DATA,
+						 "line %u: delay-warned takes no value", r.number);
+			state_out->is_delay_warned = true;
+			break;
 		case STATE_RCPT:
 			if (state_recipient_parse(state_out, line.value, r.number, err) < 0)
 				return -1;
@@ -912,7 +923,7 @@ int queue_state_parse(struct span text, struct queue_state *state_out, struct er
 bool queue_state_equal(const struct queue_state *a, const struct queue_state *b)
 {
 	if (a->attempt_count != b->attempt_count || a->next_attempt_at != b->next_attempt_at ||
-	    a->recipient_count != b->recipient_count)
+	    a->is_delay_warned != b->is_delay_warned || a->recipient_count != b->recipient_count)
 		return false;
 	for (size_t i = 0; i < a->recipient_count; i++)
 		if (a->recipients[i].status != b->recipients[i].status ||

@@ -138,6 +138,7 @@ struct queue_recipient_state {
 struct queue_state {
 	uint32_t attempt_count;	  /* delivery attempts started so far */
 	uint64_t next_attempt_at; /* Unix seconds; 0: as soon as possible */
+	bool is_delay_warned;	  /* a delay DSN went out (written "delay-warned", only when set) */
 	struct queue_recipient_state *recipients;
 	size_t recipient_count;
 };

@@ -2,10 +2,16 @@
  * manager: the queue manager — takes committed messages from the spool and
  * delivers each recipient, keeping per-recipient state on disk, so that a
  * message leaves the spool only when every recipient is done and a restart
- * neither loses nor repeats a delivery.
+ * neither loses nor repeats a delivery (docs/delivery.md).
  *
- * Runs on the event-loop thread; each message's delivery is one worker job
- * (at most one per message at a time).
+ * One attempt at a message: a worker job loads it and delivers the local
+ * recipients; the remote ones go to delivery/outbound (SMTP on the loop);
+ * a second worker job records every outcome, queues the DSNs the outcomes
+ * call for (dsn.h) before the state that makes them final, and then removes
+ * the message, or saves its next attempt (exponential backoff) and moves it
+ * to deferred/. At most one attempt per message is in flight.
+ *
+ * Runs on the event-loop thread.
  */
 #ifndef POSTGATE_QUEUE_MANAGER_H
 #define POSTGATE_QUEUE_MANAGER_H
@@ -21,8 +27,9 @@
 #include "queue/spool.h"
 #include "store/store.h"
 
-#define QUEUE_RETRY_FIRST_S 60	 /* after a temporary failure */
-#define QUEUE_RETRY_MAX_S   3600 /* the delay doubles up to this */
+/* The delay before attempt attempt_count + 1 after attempt_count attempts
+ * (1 or more): initial_s doubled (attempt_count - 1) times, at most max_s. */
+uint64_t queue_retry_delay_s(uint64_t initial_s, uint64_t max_s, uint32_t attempt_count);
 
 struct queue_manager;
 

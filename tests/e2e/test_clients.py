@@ -39,8 +39,8 @@ from typing import Callable
 
 import pytest
 
-from conftest import (DEMO_PASSWORD, MAIL_USERS, assert_serves, mailbox, parse_delivered,
-                      wait_delivered, wait_for)
+from conftest import (DEMO_PASSWORD, MAIL_USERS, assert_serves, free_port, mailbox,
+                      parse_delivered, set_global_key, wait_delivered, wait_for)
 from test_smtp_auth import Client, b64, set_listener_key, tls_context
 
 ALICE, BOB = "alice@example.test", "bob@example.test"
@@ -538,8 +538,10 @@ def run_client(inst, model, setup, password, token):
 
 
 def queued_envelopes(inst):
-    queue = inst.dir / "state" / "spool" / "queue"
-    return [p.read_text() for p in queue.iterdir() if p.suffix == ".env"]
+    """Envelopes waiting in the spool (queue/ or, once tried, deferred/)."""
+    spool = inst.dir / "state" / "spool"
+    return [p.read_text() for d in ("queue", "deferred") for p in (spool / d).iterdir()
+            if p.suffix == ".env"]
 
 
 def assert_relay_refused(session, setup):
@@ -556,6 +558,8 @@ def assert_relay_refused(session, setup):
 def replay(inst, model, setup):
     """The whole scenario for one client and setup; returns nothing, asserts all."""
     configure(inst, model, setup)
+    # Remote mail goes to a relayhost that is down: it waits in the spool.
+    set_global_key(inst, "relayhost", f"127.0.0.1:{free_port()}")
     inst.start()
     tls = setup == "secure"
 

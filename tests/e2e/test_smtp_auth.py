@@ -13,7 +13,8 @@ import ssl
 
 import pytest
 
-from conftest import (DEMO_PASSWORD, HOSTNAME, assert_clean_stop, parse_delivered,
+from conftest import (DEMO_PASSWORD, HOSTNAME, assert_clean_stop, free_port, parse_delivered,
+                      set_global_key,
                       wait_delivered, wait_for)
 
 ALICE, BOB = "alice@example.test", "bob@example.test"
@@ -182,6 +183,8 @@ def test_wrong_password_gets_535_and_no_relay_then_three_strikes(mail_server):
 def test_authenticated_user_relays_and_is_bound_to_its_addresses(mail_server):
     inst = mail_server
     inst.cli("alias", "add", "sales@example.test", ALICE, "--owner", ALICE)
+    # Remote mail goes to a relayhost that is down: it waits in the spool.
+    set_global_key(inst, "relayhost", f"127.0.0.1:{free_port()}")
     inst.start()
     with smtplib.SMTP_SSL("127.0.0.1", inst.port("submissions"), timeout=10,
                           context=tls_context()) as client:
@@ -199,12 +202,13 @@ def test_authenticated_user_relays_and_is_bound_to_its_addresses(mail_server):
     msgs = [parse_delivered(m) for m in wait_delivered(inst, BOB, 2)]
     assert {m["with"] for m in msgs} == {"ESMTPSA"}
     assert {m["return_path"] for m in msgs} == {ALICE, "sales@example.test"}
-    # The remote recipient waits in the spool (outbound delivery is its own issue).
-    queue = inst.dir / "state" / "spool" / "queue"
-    envs = wait_for(lambda: [p for p in queue.iterdir() if p.suffix == ".env"],
+    # The remote recipient waits in the spool for the relayhost.
+    spool = inst.dir / "state" / "spool"
+    files = lambda: [p for d in ("queue", "deferred") for p in (spool / d).iterdir()]
+    envs = wait_for(lambda: [p for p in files() if p.suffix == ".env"],
                     what="a queued message for the remote recipient")
     assert any(REMOTE in p.read_text() for p in envs)
-    assert "forged" not in "".join(p.read_text(errors="replace") for p in queue.iterdir())
+    assert "forged" not in "".join(p.read_text(errors="replace") for p in files())
     assert_clean_stop(inst)
 
 
