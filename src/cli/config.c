@@ -4,7 +4,9 @@
  * cannot: the TLS certificate and key load and match, the accounts store
  * opens, and, when run as root, the daemon's user exists and is not root;
  * where a listener has cram_md5 = yes, it lists the accounts without a
- * CRAM-MD5 secret (a warning: the daemon then does not advertise CRAM-MD5).
+ * CRAM-MD5 secret (a warning: the daemon then does not advertise CRAM-MD5);
+ * and it warns about each server name clients use that the default
+ * certificate does not cover (clients without SNI get only that one).
  * The effective settings go to stdout (a valid configuration file), every
  * problem to stderr. Changes nothing on disk.
  */
@@ -16,6 +18,7 @@
 #include "cli/internal.h"
 #include "core/span.h"
 #include "tls/cert.h"
+#include "tls/context.h"
 
 static void report(const char *what, const struct error *problem)
 {
@@ -51,12 +54,50 @@ static void check_cram_md5(struct store *store)
 		missing, missing == 1 ? "" : "s");
 }
 
+struct cover_walk {
+	const char *cert_path;
+	size_t missing;
+	struct error *problem;
+};
+
+static int check_cover(void *ctx, const char *name)
+{
+	struct cover_walk *walk = ctx;
+	int rc = tls_cert_file_covers(walk->cert_path, name, walk->problem);
+
+	if (rc < 0)
+		return 1;
+	if (rc == 0) {
+		fprintf(stderr,
+			"postgate: tls_cert: warning: %s does not cover %s (clients without SNI "
+			"get this certificate)\n",
+			walk->cert_path, name);
+		walk->missing++;
+	}
+	return 0;
+}
+
+/* Every server name the customers are given, against the default certificate. */
+static void check_names(struct cli *cli, struct store *store)
+{
+	struct error problem;
+	struct cover_walk walk = { cli->config->tls_cert, 0, &problem };
+
+	error_clear(&problem);
+	cli->store = store;
+	if (cli_tls_names_each(cli, check_cover, &walk, &problem) != 0 &&
+	    problem.kind != ERROR_NONE)
+		report("tls_cert", &problem);
+	cli->store = NULL;
+}
+
 static int do_check(struct cli *cli, const struct cli_args *args, struct error *err)
 {
 	const struct config *config = cli->config;
 	struct error problem;
 	struct store *store = NULL;
 	size_t problem_count = 0;
+	bool tls_problem = false;
 
 	(void) args;
 	config_print(config, cli->out);
@@ -65,6 +106,21 @@ static int do_check(struct cli *cli, const struct cli_args *args, struct error *
 	if (tls_cert_check_pair(config->tls_cert, config->tls_key, &problem) < 0) {
 		report("tls_cert/tls_key", &problem);
 		problem_count++;
+		tls_problem = true;
+	}
+	/* The named certificates load as the daemon would load them. */
+	if (!tls_problem && config->tls_cert_dir[0] != '\0') {
+		struct tls_context *ctx = NULL;
+		size_t names = 0;
+
+		error_clear(&problem);
+		if (tls_context_new(config->tls_cert, config->tls_key, TLS_PROFILE_MODERN, &ctx,
+				    &problem) < 0 ||
+		    tls_context_load_names(ctx, config->tls_cert_dir, &names, &problem) < 0) {
+			report("tls_cert_dir", &problem);
+			problem_count++;
+		}
+		tls_context_free(ctx);
 	}
 
 	error_clear(&problem);
@@ -76,8 +132,11 @@ static int do_check(struct cli *cli, const struct cli_args *args, struct error *
 				config->accounts_db, problem.message);
 		}
 		problem_count++;
-	} else if (config_cram_md5_wanted(config)) {
-		check_cram_md5(store);
+	} else {
+		if (config_cram_md5_wanted(config))
+			check_cram_md5(store);
+		if (!tls_problem)
+			check_names(cli, store);
 	}
 	store_close(store);
 

@@ -75,6 +75,12 @@ extern const struct cli_command cli_config_command;
 extern const struct cli_command cli_domain_command;
 extern const struct cli_command cli_user_command;
 extern const struct cli_command cli_alias_command;
+extern const struct cli_command cli_tls_command;
+
+/* tls.c: each server name clients use (hostname, every domain's SMTP and
+ * POP3 names), sorted, once each. A non-zero return from each stops. */
+typedef int cli_tls_name_fn(void *ctx, const char *name);
+int cli_tls_names_each(struct cli *cli, cli_tls_name_fn *each, void *ctx, struct error *err);
 
 /* args.c: parse argv (after the verb) against the verb's options. "--" ends
  * options; "--name=value" and "--name value" are both accepted. ERROR_USAGE. */

@@ -81,6 +81,7 @@ static const struct config_key config_keys[] = {
 	TOP(accounts_db,        CONFIG_TYPE_PATH,      ""),
 	TOP(tls_cert,           CONFIG_TYPE_PATH,      "/etc/postgate/tls/cert.pem"),
 	TOP(tls_key,            CONFIG_TYPE_PATH,      "/etc/postgate/tls/key.pem"),
+	TOP(tls_cert_dir,       CONFIG_TYPE_PATH,      ""),
 	TOP(log_level,          CONFIG_TYPE_LOG_LEVEL, "info"),
 	TOP_RANGE(shutdown_timeout_ms, CONFIG_TYPE_DURATION, "30s", 0, 3600 * 1000),
 	TOP_RANGE(worker_threads, CONFIG_TYPE_COUNT,   "4", 1, 64),

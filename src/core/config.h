@@ -95,6 +95,7 @@ struct config {
 	char accounts_db[CONFIG_PATH_MAX];
 	char tls_cert[CONFIG_PATH_MAX];
 	char tls_key[CONFIG_PATH_MAX];
+	char tls_cert_dir[CONFIG_PATH_MAX]; /* certificates per server name; "" for none */
 	enum log_level log_level;
 	uint64_t shutdown_timeout_ms;
 	uint64_t worker_threads;

@@ -109,7 +109,8 @@ struct daemon {
 	bool is_cram_md5_ready;
 	unsigned char sasl_mock_key[SASL_MOCK_KEY_LEN]; /* SCRAM salts for unknown users */
 	/* One TLS context per profile in use (NULL otherwise), loaded as root. */
-	struct tls_context *tls[2]; /* [CONFIG_TLS_PROFILE_MODERN], [..._LEGACY] */
+	struct tls_context *tls[2];		     /* [CONFIG_TLS_PROFILE_MODERN], [..._LEGACY] */
+	uint64_t tls_stamp_default, tls_stamp_names; /* the files they were made from */
 
 	struct daemon_listener listeners[DAEMON_LISTENER_MAX];
 	size_t listener_count;
@@ -135,6 +136,17 @@ void daemon_message_queued(void *ctx, const char *queue_id);
 
 /* Milliseconds of the monotonic clock, for durations. */
 uint64_t daemon_clock_ms(void);
+
+/* main.c */
+/* Make the TLS contexts config asks for (modern always, legacy when a
+ * listener uses it), with the named certificates of tls_cert_dir; on
+ * failure nothing is kept. reuse (NULL: read the files) gives contexts
+ * whose default certificate and key are taken over from memory. At start
+ * and on SIGHUP. */
+int daemon_tls_load(const struct config *config, struct tls_context *const reuse[2],
+		    struct tls_context *out[2], size_t *names_out, struct error *err);
+/* Change detectors (stat only) for tls_cert + tls_key and for tls_cert_dir. */
+void daemon_tls_stamps(const struct config *config, uint64_t *default_out, uint64_t *names_out);
 
 /* accounts.c */
 /* Decide whether listeners with cram_md5 = yes may offer CRAM-MD5 (every

@@ -9,6 +9,7 @@
  * file, the event loop. The daemon never reads a byte from the network as
  * root.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -281,25 +282,115 @@ void daemon_message_queued(void *ctx, const char *queue_id)
 		queue_manager_submit(daemon->queue, queue_id, true);
 }
 
+/* FNV-1a, 64 bits: a change detector for file metadata, not a MAC. */
+static uint64_t fnv(uint64_t h, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ p[i]) * 0x100000001b3ULL;
+	return h;
+}
+
+/* What stat() says of path (no read permission needed): which file, how
+ * big, when written; or the error. */
+static uint64_t file_stamp(uint64_t h, const char *dir, const char *path)
+{
+	struct stat st;
+	char full[CONFIG_PATH_MAX * 2];
+	int rc;
+
+	snprintf(full, sizeof(full), "%s%s%s", dir != NULL ? dir : "", dir != NULL ? "/" : "",
+		 path);
+	rc = stat(full, &st) == 0 ? 0 : errno;
+	h = fnv(h, full, strlen(full) + 1);
+	h = fnv(h, &rc, sizeof(rc));
+	if (rc == 0) {
+		uint64_t fields[] = { st.st_dev,
+				      st.st_ino,
+				      (uint64_t) st.st_size,
+				      (uint64_t) st.st_mtim.tv_sec,
+				      (uint64_t) st.st_mtim.tv_nsec,
+				      (uint64_t) st.st_ctim.tv_sec,
+				      (uint64_t) st.st_ctim.tv_nsec };
+
+		h = fnv(h, fields, sizeof(fields));
+	}
+	return h;
+}
+
+void daemon_tls_stamps(const struct config *config, uint64_t *default_out, uint64_t *names_out)
+{
+	const uint64_t basis = 0xcbf29ce484222325ULL;
+	DIR *dp;
+	struct dirent *d;
+
+	*default_out = file_stamp(file_stamp(basis, NULL, config->tls_cert), NULL, config->tls_key);
+	*names_out = fnv(basis, config->tls_cert_dir, strlen(config->tls_cert_dir));
+	if (config->tls_cert_dir[0] == '\0')
+		return;
+	dp = opendir(config->tls_cert_dir);
+	if (dp == NULL) {
+		*names_out = fnv(*names_out, &errno, sizeof(errno));
+		return;
+	}
+	/* Summed per entry: the order readdir gives does not matter. */
+	while ((d = readdir(dp)) != NULL) {
+		char entry[CONFIG_PATH_MAX * 2];
+
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(entry, sizeof(entry), "%s/%s", config->tls_cert_dir, d->d_name);
+		*names_out +=
+			file_stamp(file_stamp(basis, entry, "fullchain.pem"), entry, "privkey.pem");
+	}
+	closedir(dp);
+}
+
+int daemon_tls_load(const struct config *config, struct tls_context *const reuse[2],
+		    struct tls_context *out[2], size_t *names_out, struct error *err)
+{
+	bool is_legacy_used = false;
+
+	out[0] = out[1] = NULL;
+	*names_out = 0;
+	for (int kind = 0; kind < CONFIG_LISTENER_KIND_COUNT; kind++)
+		if (config->listeners[kind].is_enabled &&
+		    config->listeners[kind].tls_profile == CONFIG_TLS_PROFILE_LEGACY)
+			is_legacy_used = true;
+	for (int profile = 0; profile < 2; profile++) {
+		if (profile == CONFIG_TLS_PROFILE_LEGACY && !is_legacy_used)
+			break;
+		if ((reuse != NULL && reuse[profile] != NULL
+			     ? tls_context_renew(reuse[profile], &out[profile], err)
+			     : tls_context_new(config->tls_cert, config->tls_key,
+					       (enum tls_profile) profile, &out[profile], err)) <
+			    0 ||
+		    (config->tls_cert_dir[0] != '\0' &&
+		     tls_context_load_names(out[profile], config->tls_cert_dir, names_out, err) <
+			     0)) {
+			tls_context_free(out[0]);
+			tls_context_free(out[1]);
+			out[0] = out[1] = NULL;
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* Still root: the key may be readable by root alone. The modern profile
  * always exists (it also checks the certificate and key at start); the
  * legacy one when a listener asks for it. */
 static void load_tls_contexts(struct daemon *daemon)
 {
 	struct error err;
-	bool is_legacy_used = false;
+	size_t names;
 
-	for (int kind = 0; kind < CONFIG_LISTENER_KIND_COUNT; kind++)
-		if (daemon->config.listeners[kind].is_enabled &&
-		    daemon->config.listeners[kind].tls_profile == CONFIG_TLS_PROFILE_LEGACY)
-			is_legacy_used = true;
-	if (tls_context_new(daemon->config.tls_cert, daemon->config.tls_key, TLS_PROFILE_MODERN,
-			    &daemon->tls[CONFIG_TLS_PROFILE_MODERN], &err) < 0)
+	if (daemon_tls_load(&daemon->config, NULL, daemon->tls, &names, &err) < 0)
 		daemon_fatal(DAEMON_EXIT_FAILURE, "TLS certificate and key: %s", err.message);
-	if (is_legacy_used &&
-	    tls_context_new(daemon->config.tls_cert, daemon->config.tls_key, TLS_PROFILE_LEGACY,
-			    &daemon->tls[CONFIG_TLS_PROFILE_LEGACY], &err) < 0)
-		daemon_fatal(DAEMON_EXIT_FAILURE, "TLS certificate and key: %s", err.message);
+	daemon_tls_stamps(&daemon->config, &daemon->tls_stamp_default, &daemon->tls_stamp_names);
+	if (daemon->config.tls_cert_dir[0] != '\0')
+		log_info("tls names=%zu dir=%s", names, daemon->config.tls_cert_dir);
 }
 
 static void shut_down(struct daemon *daemon)

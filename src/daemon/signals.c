@@ -124,8 +124,6 @@ static void warn_restart_needed(const struct config *old, const struct config *f
 		{ "state_dir", offsetof(struct config, state_dir) },
 		{ "maildir_root", offsetof(struct config, maildir_root) },
 		{ "accounts_db", offsetof(struct config, accounts_db) },
-		{ "tls_cert", offsetof(struct config, tls_cert) },
-		{ "tls_key", offsetof(struct config, tls_key) },
 	};
 
 	for (size_t i = 0; i < ARRAY_LEN(fixed_keys); i++) {
@@ -202,6 +200,37 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
 		}
 	}
 	warn_restart_needed(live, fresh);
+	/* Certificates: renewed ones are read again (by the unprivileged user:
+	 * docs/tls.md), for the listeners in effect (a changed listener waits
+	 * for a restart). Live sessions keep the context they started with. */
+	memcpy(fresh->listeners, live->listeners, sizeof(fresh->listeners));
+	{
+		struct tls_context *tls[2];
+		uint64_t stamp_default, stamp_names;
+		size_t names;
+
+		daemon_tls_stamps(fresh, &stamp_default, &stamp_names);
+		if (stamp_default == daemon->tls_stamp_default &&
+		    stamp_names == daemon->tls_stamp_names) {
+			log_debug("reload tls unchanged");
+		} else if (daemon_tls_load(fresh,
+					   stamp_default == daemon->tls_stamp_default ? daemon->tls
+										      : NULL,
+					   tls, &names, &err) < 0) {
+			log_error("reload tls failed, the old certificates stay: %s", err.message);
+		} else {
+			daemon->tls_stamp_default = stamp_default;
+			daemon->tls_stamp_names = stamp_names;
+			for (int i = 0; i < 2; i++) {
+				tls_context_free(daemon->tls[i]);
+				daemon->tls[i] = tls[i];
+			}
+			memcpy(live->tls_cert, fresh->tls_cert, sizeof(live->tls_cert));
+			memcpy(live->tls_key, fresh->tls_key, sizeof(live->tls_key));
+			memcpy(live->tls_cert_dir, fresh->tls_cert_dir, sizeof(live->tls_cert_dir));
+			log_info("reload applied tls names=%zu", names);
+		}
+	}
 	free(fresh);
 	/* Accounts may have been given their CRAM-MD5 secrets since. */
 	daemon_cram_md5_check(daemon, false);

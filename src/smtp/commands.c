@@ -100,7 +100,7 @@ static struct smtp_reply greet(struct smtp_session *s, struct span args, bool is
 	s->state = SMTP_STATE_GREETED;
 	s->is_esmtp = is_esmtp;
 	if (!is_esmtp) {
-		snprintf(s->reply_text, sizeof(s->reply_text), "%s", config->hostname);
+		snprintf(s->reply_text, sizeof(s->reply_text), "%s", smtp_session_name(s));
 		return REPLY(250, NULL, s->reply_text);
 	}
 	/* No enhanced code on EHLO lines: the keywords must stand alone
@@ -114,7 +114,7 @@ static struct smtp_reply greet(struct smtp_session *s, struct span args, bool is
 		snprintf(s->reply_text, sizeof(s->reply_text),
 			 "%s\nPIPELINING\nSIZE %llu\n8BITMIME\nENHANCEDSTATUSCODES\nSMTPUTF8\n"
 			 "CHUNKING%s%s%s%s%s",
-			 config->hostname, (unsigned long long) config->max_message_size,
+			 smtp_session_name(s), (unsigned long long) config->max_message_size,
 			 s->is_starttls_offered && !s->is_tls ? "\nSTARTTLS" : "",
 			 mechanisms[0] ? "\nAUTH " : "", mechanisms, mechanisms[0] ? "\nAUTH=" : "",
 			 mechanisms);

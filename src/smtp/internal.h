@@ -20,6 +20,7 @@
 #include "smtp/parse.h"
 #include "smtp/server.h"
 #include "store/recipient.h"
+#include "tls/context.h"
 
 #define SMTP_ERRORS_MAX	       20	    /* 5xx for bad commands before we hang up */
 #define SMTP_TIMEOUT_COMMAND_S 300	    /* RFC 5321 4.5.3.2.7: at least 5 minutes */
@@ -102,6 +103,10 @@ struct smtp_session {
 	bool is_starttls_offered;
 	bool is_upgrading;	/* 220 to STARTTLS written: upgrade once it is flushed */
 	bool is_handshake_done; /* the TLS handshake completed (when is_tls) */
+	bool is_greeted;	/* the 220 is out (implicit TLS: after the handshake) */
+	/* The server name the client asked for by SNI, when our certificate
+	 * covers it: the name we introduce ourselves with; "" for hostname. */
+	char server_name[TLS_NAME_MAX + 1];
 	smtp_start_tls_fn *start_tls;
 	bool is_quitting;     /* reply written; close once flushed */
 	bool is_stopped;      /* the daemon ended the session */
@@ -168,6 +173,9 @@ void smtp_session_resume(struct smtp_session *s);
 
 /* session.c */
 void smtp_session_reply(struct smtp_session *s, struct smtp_reply reply);
+/* The name the server introduces itself with in this session: the SNI name
+ * the client asked for (when covered by our certificate), else hostname. */
+const char *smtp_session_name(const struct smtp_session *s);
 /* Queue a recipient look-up; the reply is written when it returns. */
 void smtp_session_lookup_rcpt(struct smtp_session *s, const struct smtp_rcpt_args *rcpt,
 			      const char *address);

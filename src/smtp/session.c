@@ -1050,7 +1050,7 @@ static void process_input(struct smtp_session *s)
 			return;
 		}
 		snprintf(s->reply_text, sizeof(s->reply_text), "%s Service shutting down",
-			 s->server->config->hostname);
+			 smtp_session_name(s));
 		smtp_session_reply(s, REPLY_CLOSE(421, "4.3.2", s->reply_text));
 		return;
 	}
@@ -1080,6 +1080,7 @@ static void on_read(struct bufferevent *bev, void *ctx);
 static void on_event(struct bufferevent *bev, short events, void *ctx);
 
 static void set_callbacks(struct smtp_session *s);
+static void greet(struct smtp_session *s);
 
 void smtp_session_start_tls(struct smtp_session *s)
 {
@@ -1148,6 +1149,9 @@ static void on_event(struct bufferevent *bev, short events, void *ctx)
 		log_info("sid=%s tls %s", s->sid,
 			 tls_handshake_describe(tls_bufferevent_ssl(bev), described,
 						sizeof(described)));
+		tls_server_name(tls_bufferevent_ssl(bev), s->server_name, sizeof(s->server_name));
+		if (!s->is_greeted)
+			greet(s); /* implicit TLS: now that the name is known */
 		return;
 	}
 	if (events & BEV_EVENT_ERROR && s->is_tls) {
@@ -1218,9 +1222,23 @@ struct smtp_session *smtp_session_start(struct smtp_server *server, struct buffe
 	s->is_cram_md5_offered = params->is_cram_md5_offered;
 	s->start_tls = params->start_tls;
 	set_callbacks(s);
-	snprintf(s->reply_text, sizeof(s->reply_text), "%s ESMTP", server->config->hostname);
-	write_reply(s, REPLY(220, NULL, s->reply_text));
+	/* Implicit TLS: the greeting waits for the handshake, which tells
+	 * which of our names the client asked for. */
+	if (!s->is_tls)
+		greet(s);
 	return s;
+}
+
+const char *smtp_session_name(const struct smtp_session *s)
+{
+	return s->server_name[0] != '\0' ? s->server_name : s->server->config->hostname;
+}
+
+static void greet(struct smtp_session *s)
+{
+	s->is_greeted = true;
+	snprintf(s->reply_text, sizeof(s->reply_text), "%s ESMTP", smtp_session_name(s));
+	write_reply(s, REPLY(220, NULL, s->reply_text));
 }
 
 static void set_callbacks(struct smtp_session *s)

@@ -7,6 +7,7 @@
  * objects made from it are still alive).
  */
 #include "tls/context.h"
+#include "tls/internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -93,20 +94,6 @@ static int refuse_passphrase(char *buf, int size, int rwflag, void *userdata)
 	return -1;
 }
 
-/*
- * Accept every name and thereby record it: OpenSSL stores the name in the
- * TLS 1.2 session only when this callback says SSL_TLSEXT_ERR_OK (without it
- * a resumed session has no name), and the ServerHello then acknowledges the
- * extension (RFC 6066 3). Per-domain certificates will choose here.
- */
-static int on_server_name(SSL *ssl, int *alert, void *arg)
-{
-	(void) ssl;
-	(void) alert;
-	(void) arg;
-	return SSL_TLSEXT_ERR_OK;
-}
-
 static int configure_profile(SSL_CTX *ssl_ctx, enum tls_profile profile, struct error *err)
 {
 	/* Both profiles: no TLS compression (CRIME), no renegotiation (no
@@ -170,7 +157,7 @@ static int configure_sessions(SSL_CTX *ssl_ctx, enum tls_profile profile, struct
 					   (unsigned) strlen(id_context)) != 1)
 		return error_set(err, ERROR_SOFTWARE, "cannot set the TLS session context: %s",
 				 openssl_reason(reason, sizeof(reason)));
-	SSL_CTX_set_tlsext_servername_callback(ssl_ctx, on_server_name);
+	SSL_CTX_set_tlsext_servername_callback(ssl_ctx, tls_names_on_server_name);
 	return 0;
 }
 
@@ -287,6 +274,41 @@ int tls_context_new(const char *cert_path, const char *key_path, enum tls_profil
 	if (configure_profile(ctx->ssl_ctx, profile, err) < 0 ||
 	    configure_sessions(ctx->ssl_ctx, profile, err) < 0 ||
 	    load_key_pair(ctx->ssl_ctx, cert_path, key_path, err) < 0) {
+		tls_context_free(ctx);
+		return -1;
+	}
+	*out = ctx;
+	return 0;
+}
+
+int tls_context_renew(const struct tls_context *old, struct tls_context **out, struct error *err)
+{
+	struct tls_context *ctx;
+	X509 *cert = SSL_CTX_get0_certificate(old->ssl_ctx);
+	EVP_PKEY *key = SSL_CTX_get0_privatekey(old->ssl_ctx);
+	STACK_OF(X509) *chain = NULL;
+	char reason[256];
+
+	*out = NULL;
+	ERR_clear_error();
+	if (cert == NULL || key == NULL || SSL_CTX_get0_chain_certs(old->ssl_ctx, &chain) != 1)
+		return error_set(err, ERROR_SOFTWARE, "the TLS context has no certificate");
+	ctx = calloc(1, sizeof(*ctx));
+	if (ctx == NULL)
+		return error_set(err, ERROR_SOFTWARE, "out of memory");
+	ctx->profile = old->profile;
+	ctx->ssl_ctx = SSL_CTX_new(TLS_server_method());
+	if (ctx->ssl_ctx == NULL || configure_profile(ctx->ssl_ctx, ctx->profile, err) < 0 ||
+	    configure_sessions(ctx->ssl_ctx, ctx->profile, err) < 0) {
+		if (ctx->ssl_ctx == NULL)
+			error_set(err, ERROR_SOFTWARE, "cannot make a TLS context: %s",
+				  openssl_reason(reason, sizeof(reason)));
+		tls_context_free(ctx);
+		return -1;
+	}
+	if (SSL_CTX_use_cert_and_key(ctx->ssl_ctx, cert, key, chain, 1) != 1) {
+		error_set(err, ERROR_SOFTWARE, "cannot reuse the certificate: %s",
+			  openssl_reason(reason, sizeof(reason)));
 		tls_context_free(ctx);
 		return -1;
 	}

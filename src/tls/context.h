@@ -68,6 +68,14 @@ struct tls_context;
  */
 int tls_context_new(const char *cert_path, const char *key_path, enum tls_profile profile,
 		    struct tls_context **out, struct error *err);
+/*
+ * A new context like old (same profile, the same certificate chain and key,
+ * taken from memory: no file is read), without old's named certificates.
+ * For a reload whose default certificate did not change: the daemon's user
+ * need not be able to read a key only root could read at start.
+ */
+int tls_context_renew(const struct tls_context *old, struct tls_context **out, struct error *err);
+
 /* tls_context_free(NULL) does nothing. */
 void tls_context_free(struct tls_context *ctx);
 
@@ -103,5 +111,43 @@ const char *tls_handshake_describe(const SSL *ssl, char *out, size_t cap);
  * while ssl lives.
  */
 const char *tls_sni(const SSL *ssl);
+
+/* --- certificates per server name (names.c) ------------------------------ */
+
+/* At most this many named certificates per context. */
+#define TLS_NAMES_MAX 65536
+#define TLS_NAME_MAX  253 /* a DNS name without the final dot (RFC 1035 2.3.4) */
+
+/*
+ * Load the named certificates of dir, certbot's live/ layout:
+ * dir/<server name>/fullchain.pem (the chain, server certificate first) and
+ * dir/<server name>/privkey.pem (unencrypted). Entries that are not
+ * directories (certbot's README) are skipped; a directory whose name is not
+ * a host name, a missing or unreadable file, an encrypted or mismatched key,
+ * or a certificate that does not cover the directory's name fails the whole
+ * load with ERROR_CONFIG naming the file. A client whose SNI (RFC 6066 3)
+ * names one of them gets that certificate; any other client the context's
+ * own. *count_out receives the number loaded. Call once, before the context
+ * serves anyone; the table lives as long as the SSL_CTX (handshakes still
+ * running on a context replaced by a reload keep theirs).
+ */
+int tls_context_load_names(struct tls_context *ctx, const char *dir, size_t *count_out,
+			   struct error *err);
+
+/*
+ * The name this server answers to on ssl: the client's SNI, in lower case,
+ * when the certificate it was given covers it (RFC 6125 rules,
+ * X509_check_host) — so a client cannot make us call ourselves by a name of
+ * its choosing. true and out filled (cap > TLS_NAME_MAX), else false and
+ * out "". After the handshake.
+ */
+bool tls_server_name(SSL *ssl, char *out, size_t cap);
+
+/*
+ * Whether the certificate of cert_path covers host name (X509_check_host;
+ * wildcards per RFC 6125). 1 yes, 0 no, -1 with err when the file cannot be
+ * read. For `postgate config check`.
+ */
+int tls_cert_file_covers(const char *cert_path, const char *name, struct error *err);
 
 #endif
