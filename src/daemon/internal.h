@@ -23,6 +23,7 @@
 #include "core/error.h"
 #include "core/id.h"
 #include "core/worker.h"
+#include "pop3/server.h"
 #include "queue/manager.h"
 #include "queue/spool.h"
 #include "sasl/sasl.h"
@@ -103,6 +104,7 @@ struct daemon {
 	struct queue_spool *spool;
 	struct queue_manager *queue;
 	struct smtp_server smtp;
+	struct pop3_server pop3;
 	struct auth_service *auth;
 	unsigned char sasl_mock_key[SASL_MOCK_KEY_LEN]; /* SCRAM salts for unknown users */
 	/* One TLS context per profile in use (NULL otherwise), loaded as root. */
