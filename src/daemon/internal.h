@@ -23,6 +23,7 @@
 #include "core/error.h"
 #include "core/id.h"
 #include "core/worker.h"
+#include "pop3/server.h"
 #include "queue/manager.h"
 #include "queue/spool.h"
 #include "sasl/sasl.h"
@@ -103,6 +104,7 @@ struct daemon {
 	struct queue_spool *spool;
 	struct queue_manager *queue;
 	struct smtp_server smtp;
+	struct pop3_server pop3;
 	struct auth_service *auth;
 	/* Every account has a CRAM-MD5 secret (checked at start and reload):
 	 * listeners with cram_md5 = yes may offer it. */

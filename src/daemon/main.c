@@ -255,6 +255,12 @@ static void start_mail_services(struct daemon *daemon)
 		.auth = daemon->auth,
 		.mock_key = daemon->sasl_mock_key,
 	};
+	daemon->pop3 = (struct pop3_server){
+		.config = config,
+		.workers = daemon->workers,
+		.auth = daemon->auth,
+		.mock_key = daemon->sasl_mock_key,
+	};
 }
 
 static void stop_mail_services(struct daemon *daemon)

@@ -3,16 +3,12 @@
  *
  * mx, submission and submissions run the SMTP server (src/smtp/): plain with
  * STARTTLS on the first two, implicit TLS on submissions, and AUTH required
- * before MAIL on both submission listeners. The listeners whose engine does
- * not exist yet give an honest "service temporarily unavailable" in their own
- * protocol, then close:
+ * before MAIL on both submission listeners. pop3 and pop3s run the POP3
+ * server (src/pop3/): STLS on pop3, implicit TLS on pop3s. The listener
+ * whose engine does not exist yet gives an honest "service temporarily
+ * unavailable" in its own protocol, then closes:
  *
- *   POP3: a negative greeting with the SYS/TEMP response code (RFC 3206 4),
- *     which tells the client the failure is temporary.
  *   HTTP: 503 Service Unavailable (RFC 9110 15.6.4) with Connection: close.
- *   Implicit TLS (pop3s): the client speaks first and expects a TLS
- *     handshake; any plaintext we wrote would be garbage to it, so the
- *     connection is closed without a byte.
  *
  * After the answer the write side is shut down and the client's input is
  * read and discarded until it closes (at most UNAVAILABLE_LINGER_MS and
@@ -105,16 +101,6 @@ static void unavailable_stop(struct daemon_session *session)
 	session->protocol_state = NULL;
 }
 
-static void pop3_unavailable_start(struct daemon_session *session)
-{
-	char answer[UNAVAILABLE_REPLY_MAX];
-	int n = snprintf(answer, sizeof(answer),
-			 "-ERR [SYS/TEMP] %s POP3 service not available\r\n",
-			 session->daemon->config.hostname);
-
-	unavailable_answer(session, answer, (size_t) n);
-}
-
 static void http_unavailable_start(struct daemon_session *session)
 {
 	char body[UNAVAILABLE_REPLY_MAX], answer[2 * UNAVAILABLE_REPLY_MAX];
@@ -130,11 +116,6 @@ static void http_unavailable_start(struct daemon_session *session)
 			 body_len, body);
 
 	unavailable_answer(session, answer, (size_t) n);
-}
-
-static void tls_unavailable_start(struct daemon_session *session)
-{
-	unavailable_close(session);
 }
 
 // clang-format off
@@ -311,13 +292,77 @@ static void smtp_stop(struct daemon_session *session)
 	session->protocol_state = NULL;
 }
 
+/*
+ * The POP3 server (src/pop3/) on a session's bufferevent: pop3 with STLS
+ * (RFC 2595), pop3s with implicit TLS (RFC 8314 3.3). protocol_state is the
+ * struct pop3_session.
+ */
+static void pop3_close(void *ctx, const char *reason)
+{
+	daemon_session_close(ctx, reason);
+}
+
+static void pop3_start(struct daemon_session *session)
+{
+	enum config_listener_kind kind = session->listener->kind;
+	const struct config_listener *listener = &session->daemon->config.listeners[kind];
+	struct tls_context *tls = session->daemon->tls[listener->tls_profile];
+	char ip[DAEMON_ADDRESS_CAP];
+	struct span host, port_text;
+	struct pop3_session_params params = {
+		.sid = session->sid,
+		.client_ip = ip,
+		.listener = config_listener_name(kind),
+		.close = pop3_close,
+		.close_ctx = session,
+		.is_stls_offered = kind == CONFIG_LISTENER_POP3 && listener->starttls && tls != NULL,
+		.start_tls = smtp_start_tls, /* the same upgrade: the new bev becomes session->bev */
+		.is_tls = kind == CONFIG_LISTENER_POP3S,
+		.is_plaintext_auth_allowed = listener->plaintext_auth,
+	};
+
+	snprintf(ip, sizeof(ip), "%s", session->client);
+	if (span_split_last(span_from_cstr(session->client), ':', &host, &port_text)) {
+		if (host.len >= 2 && host.ptr[0] == '[') {
+			host.ptr++;
+			host.len -= 2;
+		}
+		span_copy_cstr(host, ip, sizeof(ip));
+	}
+	if (params.is_tls) {
+		struct error err;
+		struct bufferevent *bev = tls_bufferevent_upgrade(session->bev, tls, &err);
+
+		if (bev == NULL) {
+			log_warning("sid=%s tls: %s", session->sid, err.message);
+			daemon_session_close(session, "tls-failed");
+			return;
+		}
+		session->bev = bev;
+	}
+	session->protocol_state = pop3_session_start(&session->daemon->pop3, session->bev, &params);
+	if (session->protocol_state == NULL)
+		daemon_session_close(session, "out-of-memory");
+}
+
+static void pop3_drain(struct daemon_session *session)
+{
+	pop3_session_drain(session->protocol_state);
+}
+
+static void pop3_stop(struct daemon_session *session)
+{
+	pop3_session_stop(session->protocol_state);
+	session->protocol_state = NULL;
+}
+
 static const struct daemon_protocol daemon_protocols[CONFIG_LISTENER_KIND_COUNT] = {
 	/* listener                       name                start                   stop              drain */
 	[CONFIG_LISTENER_MX]          = { "smtp",             smtp_start,             smtp_stop,        smtp_drain },
 	[CONFIG_LISTENER_SUBMISSION]  = { "smtp",             smtp_start,             smtp_stop,        smtp_drain },
 	[CONFIG_LISTENER_SUBMISSIONS] = { "smtps",            smtp_start,             smtp_stop,        smtp_drain },
-	[CONFIG_LISTENER_POP3]        = { "pop3-unavailable", pop3_unavailable_start, unavailable_stop, NULL },
-	[CONFIG_LISTENER_POP3S]       = { "tls-unavailable",  tls_unavailable_start,  NULL,             NULL },
+	[CONFIG_LISTENER_POP3]        = { "pop3",             pop3_start,             pop3_stop,        pop3_drain },
+	[CONFIG_LISTENER_POP3S]       = { "pop3s",            pop3_start,             pop3_stop,        pop3_drain },
 	[CONFIG_LISTENER_HTTP]        = { "http-unavailable", http_unavailable_start, unavailable_stop, NULL },
 };
 // clang-format on

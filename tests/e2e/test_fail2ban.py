@@ -159,3 +159,36 @@ def test_filter_matches_the_daemons_own_lines(mail_server, filter_path, tmp_path
     log = tmp_path / "postgated.log"
     log.write_text("\n".join(line for line in inst.log().splitlines() if " auth " in line) + "\n")
     assert matched_hosts(log, filter_path) == {"127.0.0.1": 2}
+
+
+def test_filter_matches_the_daemons_pop3_lines(mail_server, filter_path, tmp_path):
+    """Failed POP3 logins (USER/PASS and AUTH PLAIN) write the same line as
+    failed SMTP AUTH, and the filter bans them; a success does not count."""
+    import base64
+    import poplib
+    import ssl
+    from conftest import DEMO_PASSWORD, assert_clean_stop
+
+    inst = mail_server
+    inst.start()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    client = poplib.POP3_SSL("127.0.0.1", inst.port("pop3s"), timeout=10, context=ctx)
+    client.user("bob@example.test")
+    with pytest.raises(poplib.error_proto):
+        client.pass_("wrong-1")
+    with pytest.raises(poplib.error_proto):
+        client._shortcmd("AUTH PLAIN " + base64.b64encode(
+            b"\0bob@example.test\0wrong-2").decode())
+    client.user("bob@example.test")
+    client.pass_(DEMO_PASSWORD)
+    client.quit()
+    inst.wait_log(r"auth ok listener=pop3s")
+    assert_clean_stop(inst)
+    log = tmp_path / "postgated.log"
+    lines = [line for line in inst.log().splitlines() if " auth " in line]
+    assert sum("mech=USER" in line and "auth failed" in line for line in lines) == 1
+    assert sum("mech=PLAIN" in line and "auth failed" in line for line in lines) == 1
+    log.write_text("\n".join(lines) + "\n")
+    assert matched_hosts(log, filter_path) == {"127.0.0.1": 2}
