@@ -319,6 +319,7 @@ static void pop3_start(struct daemon_session *session)
 		.start_tls = smtp_start_tls, /* the same upgrade: the new bev becomes session->bev */
 		.is_tls = kind == CONFIG_LISTENER_POP3S,
 		.is_plaintext_auth_allowed = listener->plaintext_auth,
+		.is_cram_md5_offered = listener->cram_md5 && session->daemon->is_cram_md5_ready,
 	};
 
 	snprintf(ip, sizeof(ip), "%s", session->client);

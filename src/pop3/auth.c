@@ -14,43 +14,55 @@
 #include <sodium.h>
 
 #include "core/log.h"
-
-/*
- * The mechanisms POP3 offers, in CAPA's order: one row per mechanism. PLAIN
- * and LOGIN send the password itself and are offered only where USER/PASS
- * would be (is_offered). A mechanism that needs a stored secret also needs
- * its auth_secret_kind in secret_kind_for.
- */
-static const enum sasl_mechanism pop3_mechanisms[] = {
-	SASL_MECHANISM_PLAIN,
-	SASL_MECHANISM_LOGIN,
-	SASL_MECHANISM_SCRAM_SHA_256,
-};
+#include "tls/upgrade.h"
 
 bool pop3_auth_is_plaintext_ok(const struct pop3_session *s)
 {
 	return s->is_tls || s->is_plaintext_auth_allowed;
 }
 
-static bool is_offered(const struct pop3_session *s, enum sasl_mechanism mechanism)
+/* What this session allows now; src/sasl/ decides which mechanisms that
+ * means, as for SMTP AUTH: PLAIN and LOGIN only where USER/PASS would be,
+ * CRAM-MD5 where the listener offers it and every account has its secret,
+ * -PLUS where the TLS connection has a tls-exporter binding (binding_out
+ * receives it; NULL: not wanted). */
+static void offer_get(const struct pop3_session *s, struct sasl_offer *offer,
+		      unsigned char binding_out[TLS_CHANNEL_BINDING_LEN])
 {
-	for (size_t i = 0; i < ARRAY_LEN(pop3_mechanisms); i++)
-		if (pop3_mechanisms[i] == mechanism)
-			return !sasl_mechanism_is_plaintext(mechanism) ||
-			       pop3_auth_is_plaintext_ok(s);
-	return false;
+	unsigned char binding[TLS_CHANNEL_BINDING_LEN];
+	SSL *ssl = s->is_tls && s->is_handshake_done && s->bev != NULL ? tls_bufferevent_ssl(s->bev)
+								       : NULL;
+
+	*offer = (struct sasl_offer){
+		.is_tls = s->is_tls,
+		.is_plaintext_allowed = s->is_plaintext_auth_allowed,
+		.is_cram_md5_enabled = s->is_cram_md5_offered,
+		.has_channel_binding =
+			ssl != NULL && tls_exporter_channel_binding(ssl, binding) == 0,
+	};
+	if (binding_out != NULL && offer->has_channel_binding)
+		memcpy(binding_out, binding, sizeof(binding));
+	sodium_memzero(binding, sizeof(binding));
+}
+
+static bool is_scram(enum sasl_mechanism mechanism)
+{
+	return mechanism == SASL_MECHANISM_SCRAM_SHA_256 ||
+	       mechanism == SASL_MECHANISM_SCRAM_SHA_256_PLUS;
 }
 
 static bool secret_kind_for(enum sasl_mechanism mechanism, enum auth_secret_kind *kind_out)
 {
 	switch (mechanism) {
 	case SASL_MECHANISM_SCRAM_SHA_256:
+	case SASL_MECHANISM_SCRAM_SHA_256_PLUS:
 		*kind_out = AUTH_SECRET_SCRAM_SHA_256;
+		return true;
+	case SASL_MECHANISM_CRAM_MD5:
+		*kind_out = AUTH_SECRET_CRAM_MD5;
 		return true;
 	case SASL_MECHANISM_PLAIN:
 	case SASL_MECHANISM_LOGIN:
-	case SASL_MECHANISM_CRAM_MD5:
-	case SASL_MECHANISM_SCRAM_SHA_256_PLUS:
 		break;
 	}
 	return false;
@@ -58,20 +70,10 @@ static bool secret_kind_for(enum sasl_mechanism mechanism, enum auth_secret_kind
 
 void pop3_auth_mechanisms(const struct pop3_session *s, char *out, size_t cap)
 {
-	size_t o = 0;
+	struct sasl_offer offer;
 
-	out[0] = '\0';
-	for (size_t i = 0; i < ARRAY_LEN(pop3_mechanisms); i++) {
-		int n;
-
-		if (!is_offered(s, pop3_mechanisms[i]))
-			continue;
-		n = snprintf(out + o, cap - o, "%s%s", o ? " " : "",
-			     sasl_mechanism_name(pop3_mechanisms[i]));
-		if (n < 0 || (size_t) n >= cap - o)
-			break;
-		o += (size_t) n;
-	}
+	offer_get(s, &offer, NULL);
+	sasl_mechanisms_list(&offer, out, cap);
 }
 
 void pop3_auth_end(struct pop3_session *s)
@@ -190,6 +192,11 @@ static void on_reported(void *ctx, enum auth_result result, const char *canonica
 	s->is_auth_waiting = false;
 	switch (result) {
 	case AUTH_OK:
+		if (!is_scram(s->sasl_mechanism)) {
+			/* CRAM-MD5: the digest matched a real secret. */
+			resume(s, succeeded(s, canonical_user));
+			return;
+		}
 		/* The proof was right: the server-final message, then the
 		 * client's empty answer completes the exchange (RFC 5034 4). */
 		snprintf(s->auth_user, sizeof(s->auth_user), "%s", canonical_user);
@@ -232,9 +239,8 @@ static struct pop3_reply step_result(struct pop3_session *s, enum sasl_step step
 
 	switch (step) {
 	case SASL_STEP_CHALLENGE:
-		if (s->auth_ticket != 0 && !s->is_scram_reporting &&
-		    s->sasl_mechanism == SASL_MECHANISM_SCRAM_SHA_256 && s->scram_final_len == 0 &&
-		    out->challenge_len > 0 && out->challenge[0] == 'v') {
+		if (s->auth_ticket != 0 && !s->is_scram_reporting && is_scram(s->sasl_mechanism) &&
+		    s->scram_final_len == 0 && out->challenge_len > 0 && out->challenge[0] == 'v') {
 			/* SCRAM's server-final: the service must still say
 			 * whether the secret was real and count the attempt. */
 			if (out->challenge_len > sizeof(s->scram_final))
@@ -268,6 +274,16 @@ static struct pop3_reply step_result(struct pop3_session *s, enum sasl_step step
 			return temporary(s);
 		return POP3_LATER;
 	case SASL_STEP_SUCCESS: {
+		if (s->auth_ticket != 0 && s->sasl_mechanism == SASL_MECHANISM_CRAM_MD5) {
+			/* The digest matched the fetched secret: the service says
+			 * whether it was a real one, logs and counts. */
+			s->is_auth_waiting = true;
+			s->auth_ticket =
+				auth_report(s->server->auth, s->auth_ticket, true, on_reported, s);
+			if (s->auth_ticket == 0)
+				return temporary(s);
+			return POP3_LATER;
+		}
 		/* SCRAM after the server-final: the verdict set auth_user. */
 		char user[SASL_USERNAME_MAX + 1];
 
@@ -275,7 +291,7 @@ static struct pop3_reply step_result(struct pop3_session *s, enum sasl_step step
 		return succeeded(s, user);
 	}
 	case SASL_STEP_FAILURE:
-		if (s->auth_ticket != 0 && s->sasl_mechanism == SASL_MECHANISM_SCRAM_SHA_256) {
+		if (s->auth_ticket != 0 && secret_kind_for(s->sasl_mechanism, &kind)) {
 			/* A wrong proof: the service counts and delays it. */
 			s->is_auth_waiting = true;
 			s->auth_ticket =
@@ -372,6 +388,8 @@ struct pop3_reply pop3_auth_start(struct pop3_session *s, const struct pop3_comm
 	struct sasl_server_info info = { .hostname = s->server->config->hostname,
 					 .mock_key = s->server->mock_key };
 	struct span initial = command->arg_count > 1 ? command->args[1] : span_make(NULL, 0);
+	unsigned char binding[TLS_CHANNEL_BINDING_LEN];
+	struct sasl_offer offer;
 	struct error err;
 
 	s->has_user = false;
@@ -390,8 +408,15 @@ struct pop3_reply pop3_auth_start(struct pop3_session *s, const struct pop3_comm
 		pop3_session_line(s, ".");
 		return POP3_LATER;
 	}
+	offer_get(s, &offer, binding);
+	if (offer.has_channel_binding) {
+		/* Given to SCRAM-SHA-256 too: a client that could bind and says
+		 * it thinks we cannot ("y") is refused (RFC 5802 6). */
+		info.channel_binding = binding;
+		info.channel_binding_len = sizeof(binding);
+	}
 	if (!sasl_mechanism_parse(command->args[0], &s->sasl_mechanism) ||
-	    !is_offered(s, s->sasl_mechanism)) {
+	    !sasl_mechanism_is_offered(s->sasl_mechanism, &offer)) {
 		if (sasl_mechanism_parse(command->args[0], &s->sasl_mechanism) &&
 		    sasl_mechanism_is_plaintext(s->sasl_mechanism) && !pop3_auth_is_plaintext_ok(s))
 			return plaintext_refused();
@@ -402,6 +427,7 @@ struct pop3_reply pop3_auth_start(struct pop3_session *s, const struct pop3_comm
 	s->login_mechanism = sasl_mechanism_name(s->sasl_mechanism);
 	s->scram_final_len = 0;
 	s->sasl = sasl_exchange_new(s->sasl_mechanism, &info, &err);
+	sodium_memzero(binding, sizeof(binding));
 	if (s->sasl == NULL) {
 		log_warning("sid=%s pop3 auth: %s", s->sid, err.message);
 		return temporary(s);

@@ -78,13 +78,14 @@ struct pop3_session {
 	bool is_tls; /* after STLS, or on pop3s */
 	bool is_stls_offered;
 	bool is_plaintext_auth_allowed;
-	bool is_upgrading;	/* +OK to STLS written: upgrade once it is flushed */
-	bool is_handshake_done; /* the TLS handshake completed (when is_tls) */
-	bool is_quitting;	/* reply written; close once flushed */
-	bool is_stopped;	/* the daemon ended the session */
-	bool is_draining;	/* shutting down */
-	bool is_eof;		/* the client half-closed: serve what it sent, then close */
-	struct pop3_job *job;	/* the worker job out, if any */
+	bool is_cram_md5_offered; /* the listener's cram_md5, every account ready */
+	bool is_upgrading;	  /* +OK to STLS written: upgrade once it is flushed */
+	bool is_handshake_done;	  /* the TLS handshake completed (when is_tls) */
+	bool is_quitting;	  /* reply written; close once flushed */
+	bool is_stopped;	  /* the daemon ended the session */
+	bool is_draining;	  /* shutting down */
+	bool is_eof;		  /* the client half-closed: serve what it sent, then close */
+	struct pop3_job *job;	  /* the worker job out, if any */
 
 	/* Logins (auth.c) */
 	char user[SASL_USERNAME_MAX + 1]; /* USER's argument, until PASS */

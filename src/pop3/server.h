@@ -48,6 +48,9 @@ struct pop3_session_params {
 	pop3_start_tls_fn *start_tls;
 	bool is_tls;			/* implicit TLS: the bufferevent is TLS already */
 	bool is_plaintext_auth_allowed; /* USER/PASS, PLAIN, LOGIN without TLS (legacy) */
+	/* CRAM-MD5: the listener's cram_md5 = yes, and every account has the
+	 * secret (the daemon checks at start and reload). */
+	bool is_cram_md5_offered;
 };
 
 struct pop3_session;

@@ -788,6 +788,7 @@ struct pop3_session *pop3_session_start(struct pop3_server *server, struct buffe
 	s->is_stls_offered = params->is_stls_offered && params->start_tls != NULL;
 	s->is_tls = params->is_tls;
 	s->is_plaintext_auth_allowed = params->is_plaintext_auth_allowed;
+	s->is_cram_md5_offered = params->is_cram_md5_offered;
 	set_callbacks(s);
 	/* No APOP timestamp: APOP is not offered (docs/decisions/0100). */
 	snprintf(s->reply_text, sizeof(s->reply_text), "%s POP3 server ready",

@@ -206,3 +206,41 @@ def test_gsasl_scram_sha_256_plus(mail_server):
     inst.wait_log(r"auth ok listener=submission client=127\.0\.0\.1 mech=SCRAM-SHA-256-PLUS "
                   r"user=alice@example\.test")
     assert_clean_stop(inst)
+
+
+def test_pop3_cram_md5_with_the_same_secret(mail_server):
+    """POP3 (RFC 5034) offers CRAM-MD5 under the same rule, and the same
+    secret serves both protocols."""
+    import base64
+    import socket
+    inst = mail_server
+    set_listener_key(inst, "pop3", "cram_md5", "yes")
+    give_everyone_the_secret(inst)
+    inst.start()
+    inst.wait_log(r"info auth cram_md5 offered=yes")
+    sock = socket.create_connection(("127.0.0.1", inst.port("pop3")), timeout=10)
+    f = sock.makefile("rb")
+
+    def cmd(line):
+        sock.sendall(line.encode() + b"\r\n")
+        return f.readline().decode().rstrip("\r\n")
+
+    assert f.readline().startswith(b"+OK")
+    assert cmd("CAPA") == "+OK Capability list follows"
+    capa = []
+    while (line := f.readline().decode().rstrip("\r\n")) != ".":
+        capa.append(line)
+    assert "SASL CRAM-MD5 SCRAM-SHA-256" in capa, capa  # no TLS: no PLAIN, LOGIN, -PLUS
+    for password, want in ((WRONG_PASSWORD, "-ERR [AUTH] "), (DEMO_PASSWORD, "+OK")):
+        challenge = cmd("AUTH CRAM-MD5")
+        assert challenge.startswith("+ "), challenge
+        response = cram_response(BOB, password, challenge[2:])
+        assert cmd(response).startswith(want), password
+    assert cmd("STAT").startswith("+OK 0 ")
+    assert cmd("QUIT").startswith("+OK")
+    sock.close()
+    inst.wait_log(r"auth failed listener=pop3 client=127\.0\.0\.1 mech=CRAM-MD5 "
+                  r"user=bob@example\.test reason=bad-password")
+    inst.wait_log(r"auth ok listener=pop3 client=127\.0\.0\.1 mech=CRAM-MD5 "
+                  r"user=bob@example\.test")
+    assert_clean_stop(inst)
