@@ -99,9 +99,16 @@ struct config {
 	enum log_level log_level;
 	uint64_t shutdown_timeout_ms;
 	uint64_t worker_threads;
-	uint64_t max_message_size; /* bytes */
-	uint64_t max_recipients;   /* per message */
-	uint64_t max_line_length;  /* octets of a DATA text line, CRLF included */
+	uint64_t max_message_size;    /* bytes */
+	uint64_t max_recipients;      /* per message */
+	uint64_t max_line_length;     /* octets of a DATA text line, CRLF included */
+	uint64_t max_sessions;	      /* at once, every listener together */
+	uint64_t max_sessions_per_ip; /* at once, from one client address */
+	uint64_t max_session_time_ms; /* from connect to the end, any session */
+	uint64_t command_timeout_ms;  /* a whole command line, from its first byte */
+	uint64_t data_timeout_ms;     /* between two reads of message data */
+	uint64_t max_commands;	      /* SMTP commands in one session */
+	uint64_t max_errors;	      /* SMTP 5xx for bad commands before we hang up */
 
 	struct config_listener listeners[CONFIG_LISTENER_KIND_COUNT];
 

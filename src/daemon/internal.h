@@ -35,6 +35,7 @@
 #define DAEMON_ADDRESS_CAP     (CONFIG_NAME_MAX + 16) /* "[host]:port" */
 #define DAEMON_LISTENER_MAX    (CONFIG_LISTENER_KIND_COUNT * CONFIG_LISTEN_MAX)
 #define DAEMON_PID_FILE	       "postgated.pid"
+#define DAEMON_IP_BUCKETS      4096 /* per-address session counts (limits.c) */
 
 /* Exit codes (sysexits.h values, written out so the table is in one place). */
 #define DAEMON_EXIT_OK	    0
@@ -87,10 +88,11 @@ struct daemon_session {
 	const struct daemon_listener *listener;
 	const struct daemon_protocol *protocol;
 	char sid[ID_CAP];
-	char client[DAEMON_ADDRESS_CAP]; /* "ip:port" or "[ip6]:port" */
-	struct bufferevent *bev;	 /* owns the socket */
-	uint64_t started_ms;		 /* monotonic clock */
-	void *protocol_state;		 /* the engine's, freed by protocol->stop */
+	char client[DAEMON_ADDRESS_CAP];    /* "ip:port" or "[ip6]:port" */
+	char client_ip[DAEMON_ADDRESS_CAP]; /* the address alone: the limits' key */
+	struct bufferevent *bev;	    /* owns the socket */
+	uint64_t started_ms;		    /* monotonic clock */
+	void *protocol_state;		    /* the engine's, freed by protocol->stop */
 };
 
 struct daemon {
@@ -117,7 +119,8 @@ struct daemon {
 	struct daemon_listener listeners[DAEMON_LISTENER_MAX];
 	size_t listener_count;
 
-	struct daemon_session *sessions; /* live sessions, newest first */
+	struct daemon_session *sessions;		      /* live sessions, newest first */
+	struct daemon_ip_count *ip_counts[DAEMON_IP_BUCKETS]; /* sessions per client address */
 	size_t session_count;
 	size_t session_counts[CONFIG_LISTENER_KIND_COUNT];
 	struct id_generator session_ids;
@@ -155,6 +158,16 @@ void daemon_tls_stamps(const struct config *config, uint64_t *default_out, uint6
  * account has the secret); logs the outcome. Blocking at start, else on a
  * worker (reload). */
 void daemon_cram_md5_check(struct daemon *daemon, bool is_blocking);
+
+/* limits.c */
+struct daemon_ip_count;
+/* Count a new session from ip: NULL when it may be served, else why not
+ * ("max-sessions", "max-sessions-per-ip") and nothing was counted. */
+const char *daemon_limits_admit(struct daemon *daemon, const char *ip);
+/* The session from ip has ended. */
+void daemon_limits_release(struct daemon *daemon, const char *ip);
+/* Tell the client of a refused connection (in its protocol) and close fd. */
+void daemon_limits_refuse(enum config_listener_kind kind, evutil_socket_t fd);
 
 /* listener.c */
 /* Bind every address of every enabled listener (before privileges are dropped);

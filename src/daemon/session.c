@@ -38,12 +38,38 @@ static void format_client(const struct sockaddr *addr, int addr_len, char *out, 
 		snprintf(out, out_cap, "%s:%s", host, port);
 }
 
+/* The address part of "ip:port" / "[ip6]:port". */
+static void client_ip_of(const char *client, char *out, size_t cap)
+{
+	const char *colon = strrchr(client, ':');
+	size_t len = colon != NULL ? (size_t) (colon - client) : strlen(client);
+
+	if (len >= 2 && client[0] == '[' && client[len - 1] == ']') {
+		client++;
+		len -= 2;
+	}
+	snprintf(out, cap, "%.*s", (int) len, client);
+}
+
 void daemon_session_accept(struct daemon_listener *listener, evutil_socket_t fd,
 			   const struct sockaddr *addr, int addr_len)
 {
 	struct daemon *daemon = listener->daemon;
-	struct daemon_session *session = calloc(1, sizeof(*session));
+	struct daemon_session *session;
+	char client[DAEMON_ADDRESS_CAP], ip[DAEMON_ADDRESS_CAP];
+	const char *refusal;
 	int on = 1;
+
+	format_client(addr, addr_len, client, sizeof(client));
+	client_ip_of(client, ip, sizeof(ip));
+	refusal = daemon_limits_admit(daemon, ip);
+	if (refusal != NULL) {
+		log_warning("connect refused listener=%s client=%s reason=%s",
+			    config_listener_name(listener->kind), client, refusal);
+		daemon_limits_refuse(listener->kind, fd);
+		return;
+	}
+	session = calloc(1, sizeof(*session));
 
 	/* Replies leave whole, one write per loop pass: Nagle would only hold
 	 * the last small segment (a TLS 1.3 session ticket, then the greeting)
@@ -56,6 +82,7 @@ void daemon_session_accept(struct daemon_listener *listener, evutil_socket_t fd,
 			    config_listener_name(listener->kind));
 		evutil_closesocket(fd);
 		free(session);
+		daemon_limits_release(daemon, ip);
 		return;
 	}
 	session->daemon = daemon;
@@ -63,7 +90,8 @@ void daemon_session_accept(struct daemon_listener *listener, evutil_socket_t fd,
 	session->protocol = daemon_protocol_for(listener->kind);
 	session->started_ms = daemon_clock_ms();
 	id_generator_next(&daemon->session_ids, id_clock_ms(), session->sid);
-	format_client(addr, addr_len, session->client, sizeof(session->client));
+	memcpy(session->client, client, sizeof(session->client));
+	memcpy(session->client_ip, ip, sizeof(session->client_ip));
 
 	session->next = daemon->sessions;
 	if (daemon->sessions != NULL)
@@ -99,6 +127,7 @@ void daemon_session_close(struct daemon_session *session, const char *reason)
 		session->next->prev = session->prev;
 	daemon->session_count--;
 	daemon->session_counts[session->listener->kind]--;
+	daemon_limits_release(daemon, session->client_ip);
 	free(session);
 	daemon_shutdown_check(daemon);
 }

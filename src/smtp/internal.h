@@ -22,9 +22,6 @@
 #include "store/recipient.h"
 #include "tls/context.h"
 
-#define SMTP_ERRORS_MAX	       20	    /* 5xx for bad commands before we hang up */
-#define SMTP_TIMEOUT_COMMAND_S 300	    /* RFC 5321 4.5.3.2.7: at least 5 minutes */
-#define SMTP_TIMEOUT_DATA_S    180	    /* RFC 5321 4.5.3.2.6 (the client's DATA block wait) */
 #define SMTP_SPOOL_CHUNK       (64 * 1024)  /* bytes handed to a worker per write */
 #define SMTP_INPUT_HIGH_WATER  (256 * 1024) /* stop reading the socket past this */
 #define SMTP_OUTPUT_HIGH_WATER (64 * 1024)  /* stop reading commands past this */
@@ -145,6 +142,14 @@ struct smtp_session {
 	bool spool_failed; /* a write failed: the message is lost, answer 4xx at its end */
 
 	unsigned errors;
+	unsigned commands; /* command lines read, for max_commands */
+	/* Bounds in time (config: command_timeout, max_session_time): a
+	 * command line must be whole within command_timeout of its first
+	 * byte (a client sending a byte a second is cut off), and no session
+	 * outlives max_session_time. */
+	struct event *line_timer;
+	bool is_line_timed;
+	struct event *life_timer;
 	unsigned command_counts[32];
 	char reply_text[SMTP_REPLY_TEXT_MAX];
 };

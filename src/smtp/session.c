@@ -102,7 +102,7 @@ void smtp_session_reply(struct smtp_session *s, struct smtp_reply reply)
 		log_info("sid=%s smtp error reply=%d enhanced=%s text=%s", s->sid, reply.code,
 			 reply.enhanced ? reply.enhanced : "-",
 			 log_escape(span_from_cstr(reply.text), shown));
-		if (s->errors >= SMTP_ERRORS_MAX && !reply.closes) {
+		if (s->errors >= s->server->config->max_errors && !reply.closes) {
 			write_reply(s, REPLY(421, "4.7.0", "Too many errors, closing connection"));
 			reply.closes = true;
 		}
@@ -111,6 +111,86 @@ void smtp_session_reply(struct smtp_session *s, struct smtp_reply reply)
 		s->is_quitting = true;
 		bufferevent_disable(s->bev, EV_READ);
 		/* The close happens in on_write once the output is flushed. */
+	}
+}
+
+/* ---- bounds in time ---------------------------------------------------- */
+
+static struct timeval timeval_of_ms(uint64_t ms)
+{
+	return (struct timeval){ (time_t) (ms / 1000), (suseconds_t) (ms % 1000) * 1000 };
+}
+
+/* The idle timeouts of the bufferevent: waiting for a command (RFC 5321
+ * 4.5.3.2.7, at least 5 minutes) or for the next piece of message data
+ * (4.5.3.2.6, the client's DATA block wait); writes get command_timeout. */
+static void set_timeouts(struct smtp_session *s, bool is_data)
+{
+	const struct config *config = s->server->config;
+	struct timeval read =
+		timeval_of_ms(is_data ? config->data_timeout_ms : config->command_timeout_ms);
+	struct timeval write = timeval_of_ms(config->command_timeout_ms);
+
+	bufferevent_set_timeouts(s->bev, &read, &write);
+}
+
+/* Say why and end the session once the reply is out. */
+static void time_is_up(struct smtp_session *s, const char *text, const char *what)
+{
+	log_info("sid=%s smtp timeout what=%s", s->sid, what);
+	write_reply(s, REPLY(421, "4.4.2", text));
+	s->is_quitting = true;
+	bufferevent_disable(s->bev, EV_READ);
+	bufferevent_set_timeouts(s->bev, NULL, &(struct timeval){ 10, 0 });
+}
+
+static void on_line_timer(evutil_socket_t fd, short events, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	(void) fd;
+	(void) events;
+	s->is_line_timed = false;
+	if (s->bev == NULL || s->is_quitting)
+		return;
+	time_is_up(s, "Command line not completed in time, closing connection", "line");
+}
+
+static void on_life_timer(evutil_socket_t fd, short events, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	(void) fd;
+	(void) events;
+	if (s->bev == NULL || s->is_quitting)
+		return;
+	/* A message not yet acknowledged is dropped: the client sends it again. */
+	time_is_up(s, "Session time limit reached, closing connection", "session");
+}
+
+/* After input was handled: a partial command or AUTH line starts its
+ * deadline; anything else (a whole line read, data mode) stops it. */
+static void watch_line(struct smtp_session *s, bool was_line_consumed)
+{
+	bool is_line_mode = s->input_mode == SMTP_INPUT_COMMAND ||
+			    s->input_mode == SMTP_INPUT_AUTH ||
+			    s->input_mode == SMTP_INPUT_DISCARD_LINE;
+	/* An overlong line being thrown away is still one unfinished line. */
+	bool is_partial = s->bev != NULL && is_line_mode && !s->is_quitting &&
+			  (s->input_mode == SMTP_INPUT_DISCARD_LINE ||
+			   evbuffer_get_length(bufferevent_get_input(s->bev)) > 0);
+
+	if (s->line_timer == NULL)
+		return;
+	if (s->is_line_timed && (was_line_consumed || !is_partial)) {
+		evtimer_del(s->line_timer);
+		s->is_line_timed = false;
+	}
+	if (is_partial && !s->is_line_timed) {
+		struct timeval tv = timeval_of_ms(s->server->config->command_timeout_ms);
+
+		evtimer_add(s->line_timer, &tv);
+		s->is_line_timed = true;
 	}
 }
 
@@ -454,8 +534,7 @@ static void begin_done(struct smtp_session *s, struct smtp_job *job)
 	smtp_data_decoder_init(&s->decoder, s->server->config->max_line_length,
 			       s->server->config->max_message_size);
 	s->input_mode = SMTP_INPUT_DATA;
-	bufferevent_set_timeouts(s->bev, &(struct timeval){ SMTP_TIMEOUT_DATA_S, 0 },
-				 &(struct timeval){ SMTP_TIMEOUT_COMMAND_S, 0 });
+	set_timeouts(s, true);
 	smtp_session_reply(s, REPLY(354, NULL, "End data with <CR><LF>.<CR><LF>"));
 }
 
@@ -619,8 +698,7 @@ void smtp_session_begin_chunk(struct smtp_session *s, uint64_t size, bool is_las
 	s->chunk_is_last = is_last;
 	s->chunk_refused = is_refused;
 	s->chunk_reply = refusal;
-	bufferevent_set_timeouts(s->bev, &(struct timeval){ SMTP_TIMEOUT_DATA_S, 0 },
-				 &(struct timeval){ SMTP_TIMEOUT_COMMAND_S, 0 });
+	set_timeouts(s, true);
 	if (is_refused) {
 		/* A refused chunk ends the transaction (RFC 3030 4.2). */
 		smtp_transaction_reset(s);
@@ -716,8 +794,7 @@ static void finish_message(struct smtp_session *s, enum smtp_data_error error)
 {
 	struct smtp_job *job;
 
-	bufferevent_set_timeouts(s->bev, &(struct timeval){ SMTP_TIMEOUT_COMMAND_S, 0 },
-				 &(struct timeval){ SMTP_TIMEOUT_COMMAND_S, 0 });
+	set_timeouts(s, false);
 	s->input_mode = SMTP_INPUT_COMMAND;
 	if (error != SMTP_DATA_ERROR_NONE || s->spool_failed || s->message == NULL) {
 		struct smtp_reply reply = REPLY(452, "4.3.1", "Insufficient system storage");
@@ -995,8 +1072,12 @@ static bool read_command(struct smtp_session *s, struct evbuffer *in)
 						     : span_make(copy, line.len),
 					     shown));
 		}
-		reply = line.len == 0 ? REPLY(500, "5.5.2", "Empty command")
-				      : smtp_command_dispatch(s, span_make(copy, line.len));
+		if (++s->commands > s->server->config->max_commands)
+			reply = REPLY_CLOSE(421, "4.7.0", "Too many commands, closing connection");
+		else if (line.len == 0)
+			reply = REPLY(500, "5.5.2", "Empty command");
+		else
+			reply = smtp_command_dispatch(s, span_make(copy, line.len));
 		smtp_session_reply(s, reply);
 	}
 	return s->job == NULL;
@@ -1009,6 +1090,9 @@ static void process_input(struct smtp_session *s)
 	while (s->bev != NULL && s->job == NULL && !s->is_quitting && !s->is_upgrading &&
 	       !s->is_auth_waiting) {
 		struct evbuffer *in = bufferevent_get_input(s->bev);
+		size_t before = evbuffer_get_length(in);
+		bool is_line_mode =
+			s->input_mode != SMTP_INPUT_DATA && s->input_mode != SMTP_INPUT_CHUNK;
 		bool more;
 
 		/* A client that pipelines without reading our replies waits
@@ -1038,9 +1122,14 @@ static void process_input(struct smtp_session *s)
 			more = read_command(s, in);
 			break;
 		}
+		if (s->bev != NULL && is_line_mode)
+			watch_line(s, evbuffer_get_length(bufferevent_get_input(s->bev)) < before &&
+					      s->input_mode != SMTP_INPUT_DISCARD_LINE);
 		if (!more)
 			break;
 	}
+	if (s->bev != NULL)
+		watch_line(s, false);
 	/* Shutting down: between transactions, say goodbye (RFC 5321 3.8). */
 	if (s->is_draining && s->bev != NULL && s->job == NULL && !s->tx.is_active &&
 	    s->state != SMTP_STATE_BDAT && s->input_mode == SMTP_INPUT_COMMAND && !s->is_quitting &&
@@ -1208,9 +1297,16 @@ struct smtp_session *smtp_session_start(struct smtp_server *server, struct buffe
 	snprintf(s->client_ip, sizeof(s->client_ip), "%s", params->client_ip);
 	snprintf(s->listener, sizeof(s->listener), "%s", params->listener);
 	s->body = evbuffer_new();
-	if (s->body == NULL) {
+	s->line_timer = evtimer_new(bufferevent_get_base(bev), on_line_timer, s);
+	s->life_timer = evtimer_new(bufferevent_get_base(bev), on_life_timer, s);
+	if (s->body == NULL || s->line_timer == NULL || s->life_timer == NULL) {
 		session_free(s);
 		return NULL;
+	}
+	{
+		struct timeval life = timeval_of_ms(server->config->max_session_time_ms);
+
+		evtimer_add(s->life_timer, &life);
 	}
 	/* A transaction keeps the recipient limit it started with, even if a
 	 * reload lowers it. */
@@ -1245,8 +1341,7 @@ static void set_callbacks(struct smtp_session *s)
 {
 	bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, SMTP_INPUT_HIGH_WATER);
-	bufferevent_set_timeouts(s->bev, &(struct timeval){ SMTP_TIMEOUT_COMMAND_S, 0 },
-				 &(struct timeval){ SMTP_TIMEOUT_COMMAND_S, 0 });
+	set_timeouts(s, false);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 }
 
@@ -1257,6 +1352,10 @@ static void session_free(struct smtp_session *s)
 	if (s->body != NULL)
 		evbuffer_free(s->body);
 	free_transaction_arrays(s);
+	if (s->line_timer != NULL)
+		event_free(s->line_timer);
+	if (s->life_timer != NULL)
+		event_free(s->life_timer);
 	free(s);
 }
 
@@ -1279,6 +1378,11 @@ void smtp_session_stop(struct smtp_session *s)
 		return;
 	s->bev = NULL;
 	s->is_stopped = true;
+	/* No timer may fire for a session the daemon has ended. */
+	if (s->line_timer != NULL)
+		evtimer_del(s->line_timer);
+	if (s->life_timer != NULL)
+		evtimer_del(s->life_timer);
 	{
 		char counts[512] = "";
 		size_t o = 0;
