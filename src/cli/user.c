@@ -171,6 +171,35 @@ static int do_disable(struct cli *cli, const struct cli_args *args, struct error
 	return set_enabled(cli, args, false, err);
 }
 
+/* A sending hold: SMTP refuses the user's next message (550 5.7.1); POP3
+ * goes on. The daemon sets it by itself on a burst over the sending limits
+ * or logins from many addresses (docs/auth.md). */
+static int set_held(struct cli *cli, const struct cli_args *args, bool is_held, struct error *err)
+{
+	static struct store_user user;
+	char address[ADDRESS_MAX + 1];
+
+	if (cli_address_normalize(args->values[0], "address", address, err) < 0)
+		return -1;
+	if (store_user_get(cli->store, address, &user, err) < 0 ||
+	    store_user_set_held(cli->store, user.address, is_held, err) < 0)
+		return -1;
+	fprintf(cli->out, "%s %s\n",
+		is_held ? "put on a sending hold:" : "released from its sending hold:",
+		user.address);
+	return 0;
+}
+
+static int do_hold(struct cli *cli, const struct cli_args *args, struct error *err)
+{
+	return set_held(cli, args, true, err);
+}
+
+static int do_release(struct cli *cli, const struct cli_args *args, struct error *err)
+{
+	return set_held(cli, args, false, err);
+}
+
 static int do_enable(struct cli *cli, const struct cli_args *args, struct error *err)
 {
 	return set_enabled(cli, args, true, err);
@@ -361,6 +390,10 @@ static const struct cli_verb user_verbs[] = {
 	  CLI_NEEDS_STORE, do_disable },
 	{ "enable", "ADDRESS", "mark the user enabled again", 1, 1, no_options, CLI_NEEDS_STORE,
 	  do_enable },
+	{ "hold", "ADDRESS", "put the user on a sending hold (POP3 goes on)", 1, 1, no_options,
+	  CLI_NEEDS_STORE, do_hold },
+	{ "release", "ADDRESS", "release the user from a sending hold", 1, 1, no_options,
+	  CLI_NEEDS_STORE, do_release },
 };
 
 const struct cli_command cli_user_command = { "user", user_verbs, ARRAY_LEN(user_verbs) };

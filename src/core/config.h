@@ -109,6 +109,12 @@ struct config {
 	uint64_t data_timeout_ms;     /* between two reads of message data */
 	uint64_t max_commands;	      /* SMTP commands in one session */
 	uint64_t max_errors;	      /* SMTP 5xx for bad commands before we hang up */
+	/* Per authenticated user (0: no limit); src/auth/rate.h. */
+	uint64_t user_messages_per_hour;
+	uint64_t user_messages_per_day;
+	uint64_t user_recipients_per_hour;
+	uint64_t user_recipients_per_day;
+	uint64_t hold_login_addresses;
 
 	struct config_listener listeners[CONFIG_LISTENER_KIND_COUNT];
 

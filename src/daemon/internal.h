@@ -108,6 +108,7 @@ struct daemon {
 	struct smtp_server smtp;
 	struct pop3_server pop3;
 	struct auth_service *auth;
+	struct auth_rates *rates; /* what authenticated users sent lately */
 	/* Every account has a CRAM-MD5 secret (checked at start and reload):
 	 * listeners with cram_md5 = yes may offer it. */
 	bool is_cram_md5_ready;

@@ -243,6 +243,9 @@ static void start_mail_services(struct daemon *daemon)
 	if (daemon->auth == NULL)
 		daemon_fatal(DAEMON_EXIT_FAILURE, "cannot start the auth service: %s", err.message);
 	randombytes_buf(daemon->sasl_mock_key, sizeof(daemon->sasl_mock_key));
+	daemon->rates = auth_rates_new();
+	if (daemon->rates == NULL)
+		daemon_fatal(DAEMON_EXIT_FAILURE, "cannot start the sending limits: out of memory");
 	daemon_cram_md5_check(daemon, true);
 	daemon->smtp = (struct smtp_server){
 		.config = config,
@@ -254,6 +257,7 @@ static void start_mail_services(struct daemon *daemon)
 		.on_queued_ctx = daemon,
 		.auth = daemon->auth,
 		.mock_key = daemon->sasl_mock_key,
+		.rates = daemon->rates,
 	};
 	daemon->pop3 = (struct pop3_server){
 		.config = config,
@@ -272,6 +276,8 @@ static void stop_mail_services(struct daemon *daemon)
 	worker_pool_free(daemon->workers);
 	daemon->workers = NULL;
 	auth_service_free(daemon->auth);
+	auth_rates_free(daemon->rates);
+	daemon->rates = NULL;
 	daemon->auth = NULL;
 	queue_manager_free(daemon->queue);
 	daemon->queue = NULL;

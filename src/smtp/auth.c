@@ -8,6 +8,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 
@@ -102,6 +103,15 @@ static struct smtp_reply succeeded(struct smtp_session *s, const char *user)
 {
 	snprintf(s->auth_user, sizeof(s->auth_user), "%s", user);
 	s->is_authenticated = true;
+	if (s->server->rates != NULL) {
+		struct auth_rate_limits limits;
+
+		/* Logins from many addresses at once: a password in many hands. */
+		smtp_server_rate_limits(s->server->config, &limits);
+		if (auth_rate_login(s->server->rates, user, s->client_ip, (int64_t) time(NULL),
+				    &limits))
+			smtp_server_hold_user(s->server, user, "logins-from-many-addresses");
+	}
 	smtp_auth_end(s);
 	return REPLY(235, "2.7.0", "Authentication successful");
 }

@@ -178,6 +178,15 @@ void smtp_session_resume(struct smtp_session *s);
 
 /* session.c */
 void smtp_session_reply(struct smtp_session *s, struct smtp_reply reply);
+
+/* Count messages (MAIL) or recipients (RCPT) against the authenticated
+ * user's sending limits: true when within them; else the 450/452 reply is
+ * written (and a burst puts the user on hold) and false. */
+bool smtp_session_rate_take(struct smtp_session *s, unsigned messages, unsigned recipients);
+/* The limits of the configuration. */
+void smtp_server_rate_limits(const struct config *config, struct auth_rate_limits *out);
+/* Put user on a sending hold in the store (a worker job), logging why. */
+void smtp_server_hold_user(struct smtp_server *server, const char *user, const char *reason);
 /* The name the server introduces itself with in this session: the SNI name
  * the client asked for (when covered by our certificate), else hostname. */
 const char *smtp_session_name(const struct smtp_session *s);

@@ -17,6 +17,7 @@
 
 #include <event2/bufferevent.h>
 
+#include "auth/rate.h"
 #include "auth/service.h"
 #include "core/config.h"
 #include "core/worker.h"
@@ -37,6 +38,9 @@ struct smtp_server {
 	void *on_queued_ctx;
 	struct auth_service *auth;     /* SMTP AUTH; NULL: not offered */
 	const unsigned char *mock_key; /* SASL_MOCK_KEY_LEN random octets (SCRAM) */
+	/* What authenticated users sent lately (their limits: config); NULL:
+	 * no sending limits. Loop thread only. */
+	struct auth_rates *rates;
 };
 
 /* What the daemon does for a session: end it (flush what was written, close,

@@ -45,9 +45,10 @@ struct smtp_job {
 	int rc;
 	struct error err;
 
-	/* SMTP_JOB_SENDER: address and auth_user in, is_owned out */
+	/* SMTP_JOB_SENDER: address and auth_user in, is_owned and is_held out */
 	char auth_user[SMTP_ADDRESS_MAX + 1];
 	bool is_owned;
+	bool is_held; /* the user is on a sending hold */
 
 	/* SMTP_JOB_RCPT */
 	char address[SMTP_ADDRESS_MAX + 16];
@@ -257,6 +258,19 @@ static void job_run(void *arg)
 
 		job->rc = 0;
 		job->is_owned = false;
+		job->is_held = false;
+		{
+			/* A hold set since login (by an operator, or by the rate
+			 * limits) applies to the next message. */
+			struct store_user *user = malloc(sizeof(*user));
+
+			pthread_mutex_lock(server->store_lock);
+			if (user != NULL &&
+			    store_user_get(server->store, job->auth_user, user, &lookup_err) == 0)
+				job->is_held = user->is_held || !user->is_enabled;
+			pthread_mutex_unlock(server->store_lock);
+			free(user);
+		}
 		if (alias == NULL || store_address_normalize(span_from_cstr(job->address),
 							     normalized, &lookup_err) < 0) {
 			free(alias);
@@ -471,6 +485,8 @@ static void rcpt_done(struct smtp_session *s, struct smtp_job *job)
 		smtp_session_reply(s, REPLY(452, "4.5.3", "Too many recipients"));
 		return;
 	}
+	if (s->is_authenticated && !smtp_session_rate_take(s, 0, 1))
+		return;
 	tx->recipients[tx->recipient_count] = job->recipient;
 	for (size_t i = 0; i < job->expansion->count; i++) {
 		bool is_duplicate = false;
@@ -597,6 +613,13 @@ static void job_done(void *arg)
 			log_warning("sid=%s smtp sender look-up failed: %s", s->sid,
 				    job->err.message);
 			smtp_session_reply(s, REPLY(451, "4.3.0", "Temporary lookup failure"));
+		} else if (job->is_held) {
+			log_info("sid=%s smtp mail refused user=%s reason=held", s->sid,
+				 s->auth_user);
+			smtp_session_reply(s,
+					   REPLY(550, "5.7.1",
+						 "Sending is suspended for this account; contact "
+						 "your provider's support"));
 		} else if (!job->is_owned) {
 			char shown[LOG_ESCAPED_CAP];
 
@@ -606,6 +629,8 @@ static void job_done(void *arg)
 			smtp_session_reply(s, REPLY(553, "5.7.1",
 						    "Sender address rejected: not owned by the "
 						    "authenticated user"));
+		} else if (!smtp_session_rate_take(s, 1, 0)) {
+			/* smtp_session_rate_take answered. */
 		} else {
 			s->tx.is_active = true;
 			s->state = SMTP_STATE_MAIL;
@@ -630,6 +655,110 @@ static void job_done(void *arg)
 	}
 	job_free(job);
 	process_input(s);
+}
+
+/* ---- sending limits and holds --------------------------------------- */
+
+struct hold_job {
+	struct smtp_server *server;
+	char user[SMTP_ADDRESS_MAX + 1];
+	const char *reason;
+	int rc;
+	struct error err;
+};
+
+static void hold_run(void *arg)
+{
+	struct hold_job *job = arg;
+
+	pthread_mutex_lock(job->server->store_lock);
+	job->rc = store_user_set_held(job->server->store, job->user, true, &job->err);
+	pthread_mutex_unlock(job->server->store_lock);
+}
+
+static void hold_done(void *arg)
+{
+	struct hold_job *job = arg;
+
+	if (job->rc == 0)
+		log_warning("policy hold user=%s reason=%s (postgate user release %s)", job->user,
+			    job->reason, job->user);
+	else
+		log_error("policy hold user=%s reason=%s failed: %s", job->user, job->reason,
+			  job->err.message);
+	free(job);
+}
+
+void smtp_server_hold_user(struct smtp_server *server, const char *user, const char *reason)
+{
+	struct hold_job *job = calloc(1, sizeof(*job));
+
+	if (job == NULL) {
+		log_error("policy hold user=%s reason=%s failed: out of memory", user, reason);
+		return;
+	}
+	job->server = server;
+	snprintf(job->user, sizeof(job->user), "%s", user);
+	job->reason = reason;
+	if (worker_pool_submit(server->workers, hold_run, hold_done, job) < 0) {
+		log_error("policy hold user=%s reason=%s failed: cannot start a job", user, reason);
+		free(job);
+	}
+}
+
+void smtp_server_rate_limits(const struct config *config, struct auth_rate_limits *out)
+{
+	*out = (struct auth_rate_limits){
+		.messages_per_hour = config->user_messages_per_hour,
+		.messages_per_day = config->user_messages_per_day,
+		.recipients_per_hour = config->user_recipients_per_hour,
+		.recipients_per_day = config->user_recipients_per_day,
+		.hold_login_addresses = config->hold_login_addresses,
+	};
+}
+
+bool smtp_session_rate_take(struct smtp_session *s, unsigned messages, unsigned recipients)
+{
+	struct auth_rate_limits limits;
+	enum auth_rate_verdict verdict;
+	bool should_hold = false;
+	uint64_t limit = 0;
+
+	if (s->server->rates == NULL || !s->is_authenticated)
+		return true;
+	smtp_server_rate_limits(s->server->config, &limits);
+	verdict = auth_rate_take(s->server->rates, s->auth_user, (int64_t) time(NULL), messages,
+				 recipients, &limits, &should_hold);
+	if (verdict == AUTH_RATE_OK)
+		return true;
+	switch (verdict) {
+	case AUTH_RATE_MESSAGES_HOUR:
+		limit = limits.messages_per_hour;
+		break;
+	case AUTH_RATE_MESSAGES_DAY:
+		limit = limits.messages_per_day;
+		break;
+	case AUTH_RATE_RECIPIENTS_HOUR:
+		limit = limits.recipients_per_hour;
+		break;
+	case AUTH_RATE_RECIPIENTS_DAY:
+		limit = limits.recipients_per_day;
+		break;
+	case AUTH_RATE_OK:
+		break;
+	}
+	log_info("sid=%s smtp rate refused user=%s limit=%s max=%llu", s->sid, s->auth_user,
+		 auth_rate_verdict_name(verdict), (unsigned long long) limit);
+	if (should_hold)
+		smtp_server_hold_user(s->server, s->auth_user, "burst");
+	/* 450/452 with 4.7.1: not authorized now; RFC 5321 4.5.3.1.10 lets
+	 * a client retry a 452 recipient in a later transaction. */
+	snprintf(s->reply_text, sizeof(s->reply_text),
+		 "Sending limit reached for this account (%llu %s); try again later",
+		 (unsigned long long) limit, auth_rate_verdict_name(verdict));
+	smtp_session_reply(s, messages > 0 ? REPLY(450, "4.7.1", s->reply_text)
+					   : REPLY(452, "4.7.1", s->reply_text));
+	return false;
 }
 
 void smtp_session_check_sender(struct smtp_session *s)
