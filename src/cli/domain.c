@@ -224,6 +224,11 @@ static const struct cli_verb domain_verbs[] = {
 	{ "list", "[--json]", "list the domains", 0, 0, json_options, CLI_NEEDS_STORE, do_list },
 	{ "show", "DOMAIN [--json]", "show a domain with its user and alias counts", 1, 1,
 	  json_options, CLI_NEEDS_STORE, do_show },
+	{ "limits",
+	  "DOMAIN [--messages-per-hour N|inherit] [--messages-per-day ...] "
+	  "[--recipients-per-hour ...] [--recipients-per-day ...]",
+	  "show or set the domain's sending limits (over the configuration's)", 1, 1,
+	  cli_limits_options, CLI_NEEDS_STORE, cli_domain_limits },
 };
 
 const struct cli_command cli_domain_command = { "domain", domain_verbs, ARRAY_LEN(domain_verbs) };

@@ -77,6 +77,13 @@ extern const struct cli_command cli_user_command;
 extern const struct cli_command cli_alias_command;
 extern const struct cli_command cli_tls_command;
 
+/* limits.c: `user limits` and `domain limits` (their options:
+ * cli_limits_options), and the one-line form of a set of limits. */
+extern const struct cli_option cli_limits_options[];
+int cli_user_limits(struct cli *cli, const struct cli_args *args, struct error *err);
+int cli_domain_limits(struct cli *cli, const struct cli_args *args, struct error *err);
+void cli_limits_format(const struct store_limits *limits, char *out, size_t cap);
+
 /* tls.c: each server name clients use (hostname, every domain's SMTP and
  * POP3 names), sorted, once each. A non-zero return from each stops. */
 typedef int cli_tls_name_fn(void *ctx, const char *name);

@@ -344,8 +344,12 @@ static int do_show(struct cli *cli, const struct cli_args *args, struct error *e
 		used += (size_t) snprintf(scheme_list + used, sizeof(scheme_list) - used, "%s%s",
 					  i ? " " : "", schemes.names[i]);
 	{
-		const char *const keys[] = { "address", "domain",  "enabled",	    "sending hold",
-					     "created", "changed", "secret schemes" };
+		char limits[256];
+
+		cli_limits_format(&user.limits, limits, sizeof(limits));
+		const char *const keys[] = { "address",	       "domain",	"enabled",
+					     "sending hold",   "created",	"changed",
+					     "secret schemes", "sending limits" };
 		const char *const values[] = {
 			user.address,
 			domain,
@@ -354,6 +358,7 @@ static int do_show(struct cli *cli, const struct cli_args *args, struct error *e
 			cli_time_format(user.created, created, sizeof(created)),
 			cli_time_format(user.changed, changed, sizeof(changed)),
 			schemes.count ? scheme_list : "none",
+			limits,
 		};
 
 		cli_fields_print(cli->out, ARRAY_LEN(keys), keys, values);
@@ -394,6 +399,11 @@ static const struct cli_verb user_verbs[] = {
 	  CLI_NEEDS_STORE, do_hold },
 	{ "release", "ADDRESS", "release the user from a sending hold", 1, 1, no_options,
 	  CLI_NEEDS_STORE, do_release },
+	{ "limits",
+	  "ADDRESS [--messages-per-hour N|inherit] [--messages-per-day ...] "
+	  "[--recipients-per-hour ...] [--recipients-per-day ...]",
+	  "show or set the user's sending limits (over its domain's and the configuration's)", 1, 1,
+	  cli_limits_options, CLI_NEEDS_STORE, cli_user_limits },
 };
 
 const struct cli_command cli_user_command = { "user", user_verbs, ARRAY_LEN(user_verbs) };

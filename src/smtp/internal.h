@@ -150,6 +150,9 @@ struct smtp_session {
 	struct event *line_timer;
 	bool is_line_timed;
 	struct event *life_timer;
+	/* The authenticated user's sending limits, resolved at MAIL. */
+	struct auth_rate_limits limits;
+	bool has_limits;
 	unsigned command_counts[32];
 	char reply_text[SMTP_REPLY_TEXT_MAX];
 };

@@ -48,7 +48,8 @@ struct smtp_job {
 	/* SMTP_JOB_SENDER: address and auth_user in, is_owned and is_held out */
 	char auth_user[SMTP_ADDRESS_MAX + 1];
 	bool is_owned;
-	bool is_held; /* the user is on a sending hold */
+	bool is_held;					/* the user is on a sending hold */
+	struct store_limits user_limits, domain_limits; /* their overrides */
 
 	/* SMTP_JOB_RCPT */
 	char address[SMTP_ADDRESS_MAX + 16];
@@ -65,6 +66,7 @@ struct smtp_job {
 };
 
 static void process_input(struct smtp_session *s);
+static void limits_resolve(struct smtp_session *s, const struct smtp_job *job);
 static void session_free(struct smtp_session *s);
 
 /* ---- replies ----------------------------------------------------------- */
@@ -263,13 +265,29 @@ static void job_run(void *arg)
 			/* A hold set since login (by an operator, or by the rate
 			 * limits) applies to the next message. */
 			struct store_user *user = malloc(sizeof(*user));
+			struct store_domain *domain = malloc(sizeof(*domain));
+			char domain_name[ADDRESS_DOMAIN_MAX + 1];
+			const struct store_limits inherit = { STORE_LIMIT_INHERIT,
+							      STORE_LIMIT_INHERIT,
+							      STORE_LIMIT_INHERIT,
+							      STORE_LIMIT_INHERIT };
 
+			job->user_limits = inherit;
+			job->domain_limits = inherit;
+			span_copy_cstr(store_address_domain(job->auth_user), domain_name,
+				       sizeof(domain_name));
 			pthread_mutex_lock(server->store_lock);
 			if (user != NULL &&
-			    store_user_get(server->store, job->auth_user, user, &lookup_err) == 0)
+			    store_user_get(server->store, job->auth_user, user, &lookup_err) == 0) {
 				job->is_held = user->is_held || !user->is_enabled;
+				job->user_limits = user->limits;
+			}
+			if (domain != NULL &&
+			    store_domain_get(server->store, domain_name, domain, &lookup_err) == 0)
+				job->domain_limits = domain->limits;
 			pthread_mutex_unlock(server->store_lock);
 			free(user);
+			free(domain);
 		}
 		if (alias == NULL || store_address_normalize(span_from_cstr(job->address),
 							     normalized, &lookup_err) < 0) {
@@ -609,6 +627,8 @@ static void job_done(void *arg)
 		rcpt_done(s, job);
 		break;
 	case SMTP_JOB_SENDER:
+		if (job->rc == 0)
+			limits_resolve(s, job);
 		if (job->rc < 0) {
 			log_warning("sid=%s smtp sender look-up failed: %s", s->sid,
 				    job->err.message);
@@ -717,6 +737,31 @@ void smtp_server_rate_limits(const struct config *config, struct auth_rate_limit
 	};
 }
 
+/* The user's limits: its own where set, else its domain's, else the
+ * configuration's (docs/auth.md). Kept for the transaction's RCPTs. */
+static void limits_resolve(struct smtp_session *s, const struct smtp_job *job)
+{
+	const int64_t user[] = { job->user_limits.messages_per_hour,
+				 job->user_limits.messages_per_day,
+				 job->user_limits.recipients_per_hour,
+				 job->user_limits.recipients_per_day };
+	const int64_t domain[] = { job->domain_limits.messages_per_hour,
+				   job->domain_limits.messages_per_day,
+				   job->domain_limits.recipients_per_hour,
+				   job->domain_limits.recipients_per_day };
+	uint64_t *out[] = { &s->limits.messages_per_hour, &s->limits.messages_per_day,
+			    &s->limits.recipients_per_hour, &s->limits.recipients_per_day };
+
+	smtp_server_rate_limits(s->server->config, &s->limits);
+	for (size_t i = 0; i < ARRAY_LEN(out); i++) {
+		if (user[i] != STORE_LIMIT_INHERIT)
+			*out[i] = (uint64_t) user[i];
+		else if (domain[i] != STORE_LIMIT_INHERIT)
+			*out[i] = (uint64_t) domain[i];
+	}
+	s->has_limits = true;
+}
+
 bool smtp_session_rate_take(struct smtp_session *s, unsigned messages, unsigned recipients)
 {
 	struct auth_rate_limits limits;
@@ -726,7 +771,10 @@ bool smtp_session_rate_take(struct smtp_session *s, unsigned messages, unsigned 
 
 	if (s->server->rates == NULL || !s->is_authenticated)
 		return true;
-	smtp_server_rate_limits(s->server->config, &limits);
+	if (s->has_limits)
+		limits = s->limits;
+	else
+		smtp_server_rate_limits(s->server->config, &limits);
 	verdict = auth_rate_take(s->server->rates, s->auth_user, (int64_t) time(NULL), messages,
 				 recipients, &limits, &should_hold);
 	if (verdict == AUTH_RATE_OK)

@@ -53,6 +53,9 @@ struct store_backend {
 				struct error *err);
 	int (*user_set_flag)(void *impl, const char *address, enum store_user_flag flag, bool value,
 			     int64_t now, struct error *err);
+	/* is_user: a user's limits, else a domain's (name). */
+	int (*set_limits)(void *impl, bool is_user, const char *name,
+			  const struct store_limits *limits, int64_t now, struct error *err);
 
 	int (*alias_add)(void *impl, const struct store_alias *alias, int64_t now,
 			 struct error *err);

@@ -268,6 +268,42 @@ int store_user_set_secrets(struct store *store, const char *address, const char 
 						secret_scram, secret_cram_md5, now_seconds(), err);
 }
 
+static int check_limits(const struct store_limits *limits, struct error *err)
+{
+	const int64_t values[] = { limits->messages_per_hour, limits->messages_per_day,
+				   limits->recipients_per_hour, limits->recipients_per_day };
+
+	for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++)
+		if (values[i] != STORE_LIMIT_INHERIT &&
+		    (values[i] < 0 || values[i] > STORE_LIMIT_MAX))
+			return error_set(err, ERROR_DATA,
+					 "a sending limit must be between 0 and %d, or inherit",
+					 STORE_LIMIT_MAX);
+	return 0;
+}
+
+int store_domain_set_limits(struct store *store, const char *name,
+			    const struct store_limits *limits, struct error *err)
+{
+	char normalized[ADDRESS_DOMAIN_MAX + 1];
+
+	if (normalize_domain(name, NULL, normalized, err) < 0 || check_limits(limits, err) < 0)
+		return -1;
+	return store->backend->set_limits(store->impl, false, normalized, limits, now_seconds(),
+					  err);
+}
+
+int store_user_set_limits(struct store *store, const char *address,
+			  const struct store_limits *limits, struct error *err)
+{
+	char normalized[ADDRESS_MAX + 1];
+
+	if (normalize_address(address, NULL, normalized, err) < 0 || check_limits(limits, err) < 0)
+		return -1;
+	return store->backend->set_limits(store->impl, true, normalized, limits, now_seconds(),
+					  err);
+}
+
 static int set_flag(struct store *store, const char *address, enum store_user_flag flag, bool value,
 		    struct error *err)
 {

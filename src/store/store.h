@@ -31,11 +31,25 @@
 #define STORE_SECRET_MAX	1024
 #define STORE_ALIAS_TARGETS_MAX 64
 
+/* Sending limits of a domain or a user (docs/auth.md): STORE_LIMIT_INHERIT
+ * takes the domain's (for a user), then the configuration's; 0 is no
+ * limit. The add functions ignore them (a new domain or user inherits);
+ * store_*_set_limits changes them. */
+#define STORE_LIMIT_INHERIT (-1)
+#define STORE_LIMIT_MAX	    10000000
+struct store_limits {
+	int64_t messages_per_hour;
+	int64_t messages_per_day;
+	int64_t recipients_per_hour;
+	int64_t recipients_per_day;
+};
+
 struct store_domain {
 	char name[ADDRESS_DOMAIN_MAX + 1];
 	char smtp_name[ADDRESS_DOMAIN_MAX + 1]; /* default "smtp.<name>" */
 	char pop3_name[ADDRESS_DOMAIN_MAX + 1]; /* default "pop.<name>" */
-	int64_t created;			/* Unix seconds */
+	struct store_limits limits;
+	int64_t created; /* Unix seconds */
 	int64_t changed;
 };
 
@@ -48,6 +62,7 @@ struct store_user {
 	char secret_cram_md5[STORE_SECRET_MAX];
 	bool is_enabled;
 	bool is_held; /* sending hold: may still log in to POP3 */
+	struct store_limits limits;
 	int64_t created;
 	int64_t changed;
 };
@@ -93,6 +108,10 @@ int store_domain_get(struct store *store, const char *name, struct store_domain 
 /* Change a domain's server names: NULL leaves one as it is, "" sets the default. */
 int store_domain_set_names(struct store *store, const char *name, const char *smtp_name,
 			   const char *pop3_name, struct error *err);
+/* Replace the domain's sending limits (each STORE_LIMIT_INHERIT or
+ * 0..STORE_LIMIT_MAX, else ERROR_DATA). */
+int store_domain_set_limits(struct store *store, const char *name,
+			    const struct store_limits *limits, struct error *err);
 /* In name order; a non-zero return from each stops the walk and is returned. */
 int store_domain_list(struct store *store, store_domain_fn *each, void *ctx, struct error *err);
 
@@ -114,6 +133,9 @@ int store_user_set_secrets(struct store *store, const char *address, const char 
 int store_user_set_enabled(struct store *store, const char *address, bool is_enabled,
 			   struct error *err);
 int store_user_set_held(struct store *store, const char *address, bool is_held, struct error *err);
+/* As store_domain_set_limits, for one user. */
+int store_user_set_limits(struct store *store, const char *address,
+			  const struct store_limits *limits, struct error *err);
 
 /* The alias's domain must exist and the address must not be a user; adding
  * to an existing alias appends the targets (duplicates ignored) and, when

@@ -2,6 +2,7 @@
 the automatic sending hold after a burst or after logins from many
 addresses, the operator's `user hold`/`user release`, and a held account
 that may still fetch its mail over POP3."""
+import json
 import poplib
 import smtplib
 
@@ -23,8 +24,7 @@ def login(inst, user, source="127.0.0.1"):
 
 
 def held(inst, user):
-    return "sending hold:    yes" in inst.cli("user", "show", user).stdout or \
-        '"sending_hold": true' in inst.cli("user", "show", user, "--json").stdout
+    return json.loads(inst.cli("user", "show", user, "--json").stdout)["sending_hold"]
 
 
 def test_limits_then_a_burst_puts_the_account_on_hold(mail_server):
@@ -99,5 +99,36 @@ def test_logins_from_many_addresses_hold_the_account(mail_server):
     # Another account is not touched.
     c = login(inst, ALICE, "127.0.0.4")
     assert c.mail(ALICE)[0] == 250
+    c.quit()
+    assert_clean_stop(inst)
+
+
+def test_limits_per_domain_and_per_user(mail_server):
+    """A user's own limit, else its domain's, else the configuration's."""
+    inst = mail_server
+    out = inst.cli("domain", "limits", "example.test", "--messages-per-hour", "2").stdout
+    assert out == ("sending limits of domain example.test: messages-per-hour=2 "
+                   "messages-per-day=inherit recipients-per-hour=inherit "
+                   "recipients-per-day=inherit\n")
+    carol = "carol@example.test"
+    inst.cli("user", "limits", carol, "--messages-per-hour", "3", "--recipients-per-day", "0")
+    assert "sending limits: messages-per-hour=3 messages-per-day=inherit " \
+        "recipients-per-hour=inherit recipients-per-day=0" in inst.cli("user", "show", carol).stdout
+    bad = inst.cli("user", "limits", carol, "--messages-per-day", "lots", check=False)
+    assert bad.returncode == 64 and "expected a number from 0 to" in bad.stderr
+    inst.start()
+    for user, limit in ((BOB, 2), (carol, 3)):
+        c = login(inst, user)
+        for _ in range(limit):
+            assert c.mail(user)[0] == 250
+            c.rset()
+        code, text = c.mail(user)
+        assert code == 450 and f"({limit} messages-per-hour)".encode() in text, (user, text)
+        c.quit()
+    # Back to the domain's.
+    inst.cli("user", "limits", carol, "--messages-per-hour", "inherit")
+    c = login(inst, carol)
+    code, text = c.mail(carol)
+    assert code == 450 and b"(2 messages-per-hour)" in text, text
     c.quit()
     assert_clean_stop(inst)

@@ -23,7 +23,7 @@
 #include "core/span.h"
 #include "store/store.h"
 
-#define CURRENT_SCHEMA_VERSION 3 /* update with a new migration step, and test the path */
+#define CURRENT_SCHEMA_VERSION 4 /* update with a new migration step, and test the path */
 
 struct tmp {
 	char dir[64];
@@ -313,7 +313,7 @@ static void test_newer_version_refused(void **state)
 	store_close(store);
 	sql_exec(tmp->db, "PRAGMA user_version = 99;");
 	assert_error(store_open(tmp->db, false, &store, &err), &err, ERROR_IO,
-		     "schema version 99 is newer than this postgate knows (3)");
+		     "schema version 99 is newer than this postgate knows (4)");
 	assert_null(store);
 }
 
@@ -670,6 +670,39 @@ static void test_user_get_and_change(void **state)
 	assert_error(store_user_set_secrets(tmp->store, "nobody@example.org", "{ARGON2ID}x", NULL,
 					    NULL, &err),
 		     &err, ERROR_NOT_FOUND, "user nobody@example.org does not exist");
+
+	print_message("case: sending limits\n");
+	assert_int_equal(store_user_get(tmp->store, "alice@example.org", &got, &err), 0);
+	assert_int_equal(got.limits.messages_per_hour, STORE_LIMIT_INHERIT);
+	assert_int_equal(got.limits.recipients_per_day, STORE_LIMIT_INHERIT);
+	{
+		struct store_limits limits = { 50, STORE_LIMIT_INHERIT, 0, 300 };
+		struct store_limits bad = { -2, STORE_LIMIT_INHERIT, STORE_LIMIT_INHERIT,
+					    STORE_LIMIT_INHERIT };
+		struct store_domain d;
+
+		assert_int_equal(
+			store_user_set_limits(tmp->store, "ALICE@example.org", &limits, &err), 0);
+		assert_int_equal(store_user_get(tmp->store, "alice@example.org", &got, &err), 0);
+		assert_int_equal(got.limits.messages_per_hour, 50);
+		assert_int_equal(got.limits.messages_per_day, STORE_LIMIT_INHERIT);
+		assert_int_equal(got.limits.recipients_per_hour, 0);
+		assert_int_equal(got.limits.recipients_per_day, 300);
+		assert_error(store_user_set_limits(tmp->store, "alice@example.org", &bad, &err),
+			     &err, ERROR_DATA, "a sending limit must be between 0 and");
+		bad.messages_per_hour = STORE_LIMIT_MAX + 1;
+		assert_error(store_user_set_limits(tmp->store, "alice@example.org", &bad, &err),
+			     &err, ERROR_DATA, "a sending limit must be between 0 and");
+		assert_error(store_user_set_limits(tmp->store, "nobody@example.org", &limits, &err),
+			     &err, ERROR_NOT_FOUND, "user nobody@example.org does not exist");
+		assert_int_equal(store_domain_set_limits(tmp->store, "Example.ORG", &limits, &err),
+				 0);
+		assert_int_equal(store_domain_get(tmp->store, "example.org", &d, &err), 0);
+		assert_int_equal(d.limits.messages_per_hour, 50);
+		assert_int_equal(d.limits.messages_per_day, STORE_LIMIT_INHERIT);
+		assert_error(store_domain_set_limits(tmp->store, "example.com", &limits, &err),
+			     &err, ERROR_NOT_FOUND, "domain example.com does not exist");
+	}
 
 	print_message("case: enabled and held\n");
 	assert_int_equal(store_user_set_enabled(tmp->store, "alice@example.org", false, &err), 0);

@@ -81,6 +81,19 @@ static const char *const migration_steps[] = {
 	/* 3: the CRAM-MD5 secret (password-equivalent, decision 0044), stored
 	 * only while a listener offers CRAM-MD5. */
 	"ALTER TABLE users ADD COLUMN secret_cram_md5 TEXT NOT NULL DEFAULT '';",
+
+	/* 4: sending limits per user and per domain; NULL takes the domain's,
+	 * then the configuration's (docs/auth.md). */
+	"ALTER TABLE users ADD COLUMN messages_per_hour INTEGER CHECK (messages_per_hour >= 0);"
+	"ALTER TABLE users ADD COLUMN messages_per_day INTEGER CHECK (messages_per_day >= 0);"
+	"ALTER TABLE users ADD COLUMN recipients_per_hour INTEGER CHECK (recipients_per_hour >= 0);"
+	"ALTER TABLE users ADD COLUMN recipients_per_day INTEGER CHECK (recipients_per_day >= 0);"
+	"ALTER TABLE domains ADD COLUMN messages_per_hour INTEGER CHECK (messages_per_hour >= 0);"
+	"ALTER TABLE domains ADD COLUMN messages_per_day INTEGER CHECK (messages_per_day >= 0);"
+	"ALTER TABLE domains ADD COLUMN recipients_per_hour INTEGER "
+	"CHECK (recipients_per_hour >= 0);"
+	"ALTER TABLE domains ADD COLUMN recipients_per_day INTEGER CHECK (recipients_per_day >= "
+	"0);",
 };
 
 #define SCHEMA_VERSION ((int) (sizeof(migration_steps) / sizeof(migration_steps[0])))

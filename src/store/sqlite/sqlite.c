@@ -46,6 +46,8 @@ enum stmt_id {
 	STMT_USER_SET_SECRETS,
 	STMT_USER_SET_ENABLED,
 	STMT_USER_SET_HELD,
+	STMT_USER_SET_LIMITS,
+	STMT_DOMAIN_SET_LIMITS,
 	STMT_ALIAS_ID,
 	STMT_ALIAS_INSERT,
 	STMT_ALIAS_SET_OWNER,
@@ -61,9 +63,15 @@ enum stmt_id {
 	STMT_COUNT,
 };
 
-#define USER_COLUMNS                                                                   \
-	"users.address, users.secret_argon2id, users.secret_scram, users.is_enabled, " \
-	"users.is_held, users.created, users.changed, users.secret_cram_md5"
+#define USER_COLUMNS                                                                    \
+	"users.address, users.secret_argon2id, users.secret_scram, users.is_enabled, "  \
+	"users.is_held, users.created, users.changed, users.secret_cram_md5, "          \
+	"coalesce(users.messages_per_hour, -1), coalesce(users.messages_per_day, -1), " \
+	"coalesce(users.recipients_per_hour, -1), coalesce(users.recipients_per_day, -1)"
+#define DOMAIN_COLUMNS                                                                    \
+	"name, smtp_name, pop3_name, created, changed, coalesce(messages_per_hour, -1), " \
+	"coalesce(messages_per_day, -1), coalesce(recipients_per_hour, -1), "             \
+	"coalesce(recipients_per_day, -1)"
 #define ALIAS_COLUMNS                                                                 \
 	"aliases.id, aliases.address, coalesce(owner.address, ''), aliases.created, " \
 	"aliases.changed FROM aliases LEFT JOIN users AS owner ON owner.id = aliases.owner_id"
@@ -76,9 +84,9 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	[STMT_DOMAIN_ID] = "SELECT id FROM domains WHERE name = ?1",
 	[STMT_DOMAIN_INSERT] = "INSERT INTO domains (name, smtp_name, pop3_name, created, changed) "
 			       "VALUES (?1, ?2, ?3, ?4, ?4)",
-	[STMT_DOMAIN_GET] = "SELECT name, smtp_name, pop3_name, created, changed FROM domains "
+	[STMT_DOMAIN_GET] = "SELECT " DOMAIN_COLUMNS " FROM domains "
 			    "WHERE name = ?1",
-	[STMT_DOMAIN_LIST] = "SELECT name, smtp_name, pop3_name, created, changed FROM domains "
+	[STMT_DOMAIN_LIST] = "SELECT " DOMAIN_COLUMNS " FROM domains "
 			     "ORDER BY name",
 	[STMT_DOMAIN_COUNT_USERS] = "SELECT count(*) FROM users WHERE domain_id = ?1",
 	[STMT_DOMAIN_COUNT_ALIASES] = "SELECT count(*) FROM aliases WHERE domain_id = ?1",
@@ -106,6 +114,12 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	[STMT_USER_SET_ENABLED] = "UPDATE users SET is_enabled = ?2, changed = ?3 "
 				  "WHERE address = ?1",
 	[STMT_USER_SET_HELD] = "UPDATE users SET is_held = ?2, changed = ?3 WHERE address = ?1",
+	[STMT_USER_SET_LIMITS] = "UPDATE users SET messages_per_hour = ?2, messages_per_day = ?3, "
+				 "recipients_per_hour = ?4, recipients_per_day = ?5, changed = ?6 "
+				 "WHERE address = ?1",
+	[STMT_DOMAIN_SET_LIMITS] = "UPDATE domains SET messages_per_hour = ?2, "
+				   "messages_per_day = ?3, recipients_per_hour = ?4, "
+				   "recipients_per_day = ?5, changed = ?6 WHERE name = ?1",
 	[STMT_ALIAS_ID] = "SELECT id FROM aliases WHERE address = ?1",
 	[STMT_ALIAS_INSERT] =
 		"INSERT INTO aliases (address, domain_id, owner_id, created, changed) "
@@ -440,6 +454,14 @@ static int sqlite_domain_del(void *impl, const char *name, bool force, struct er
 	return tx_commit(s, err);
 }
 
+static void limits_from_row(sqlite3_stmt *stmt, int first, struct store_limits *limits)
+{
+	limits->messages_per_hour = sqlite3_column_int64(stmt, first);
+	limits->messages_per_day = sqlite3_column_int64(stmt, first + 1);
+	limits->recipients_per_hour = sqlite3_column_int64(stmt, first + 2);
+	limits->recipients_per_day = sqlite3_column_int64(stmt, first + 3);
+}
+
 static bool domain_from_row(struct sqlite_store *s, sqlite3_stmt *stmt, struct store_domain *d,
 			    struct error *err)
 {
@@ -450,6 +472,7 @@ static bool domain_from_row(struct sqlite_store *s, sqlite3_stmt *stmt, struct s
 		return false;
 	d->created = sqlite3_column_int64(stmt, 3);
 	d->changed = sqlite3_column_int64(stmt, 4);
+	limits_from_row(stmt, 5, &d->limits);
 	return true;
 }
 
@@ -589,6 +612,7 @@ static bool user_from_row(struct sqlite_store *s, sqlite3_stmt *stmt, struct sto
 	u->is_held = sqlite3_column_int64(stmt, 4) != 0;
 	u->created = sqlite3_column_int64(stmt, 5);
 	u->changed = sqlite3_column_int64(stmt, 6);
+	limits_from_row(stmt, 8, &u->limits);
 	return true;
 }
 
@@ -665,6 +689,32 @@ static int sqlite_user_set_secrets(void *impl, const char *address, const char *
 		return -1;
 	if (changes == 0)
 		return error_set(err, ERROR_NOT_FOUND, "user %s does not exist", address);
+	return 0;
+}
+
+static struct bind bind_limit(int64_t value)
+{
+	return value == STORE_LIMIT_INHERIT ? BIND_TEXT(NULL) : BIND_INT(value);
+}
+
+static int sqlite_set_limits(void *impl, bool is_user, const char *name,
+			     const struct store_limits *limits, int64_t now, struct error *err)
+{
+	struct sqlite_store *s = impl;
+	struct bind b[] = { BIND_TEXT(name),
+			    bind_limit(limits->messages_per_hour),
+			    bind_limit(limits->messages_per_day),
+			    bind_limit(limits->recipients_per_hour),
+			    bind_limit(limits->recipients_per_day),
+			    BIND_INT(now) };
+	int changes;
+
+	if (run(s, is_user ? STMT_USER_SET_LIMITS : STMT_DOMAIN_SET_LIMITS, b, ARRAY_LEN(b),
+		&changes, err) < 0)
+		return -1;
+	if (changes == 0)
+		return error_set(err, ERROR_NOT_FOUND, "%s %s does not exist",
+				 is_user ? "user" : "domain", name);
 	return 0;
 }
 
@@ -924,6 +974,7 @@ const struct store_backend store_sqlite_backend = {
 	.user_list = sqlite_user_list,
 	.user_set_secrets = sqlite_user_set_secrets,
 	.user_set_flag = sqlite_user_set_flag,
+	.set_limits = sqlite_set_limits,
 	.alias_add = sqlite_alias_add,
 	.alias_del = sqlite_alias_del,
 	.alias_get = sqlite_alias_get,
