@@ -64,7 +64,8 @@ struct smtp_reply {
 
 struct smtp_recipient {
 	char address[SMTP_ADDRESS_MAX + 1]; /* the forward-path as given */
-	unsigned notify;
+	unsigned notify;		    /* QUEUE_NOTIFY_* bits, 0: not given */
+	char *orcpt; /* heap "addr-type;address", decoded (RFC 3461 4.2); NULL: not given */
 };
 
 struct smtp_transaction {

@@ -240,6 +240,7 @@ static void job_free(struct smtp_job *job)
 	if (job->has_envelope)
 		queue_envelope_clear(&job->envelope);
 	free(job->expansion);
+	free(job->recipient.orcpt);
 	free(job);
 }
 
@@ -291,6 +292,8 @@ static void abort_message(struct smtp_session *s)
 
 static void free_transaction_arrays(struct smtp_session *s)
 {
+	for (size_t i = 0; s->tx.recipients != NULL && i < s->tx.recipient_count; i++)
+		free(s->tx.recipients[i].orcpt);
 	free(s->tx.recipients);
 	free(s->tx.targets);
 	free(s->tx.target_recipient);
@@ -392,6 +395,7 @@ static void rcpt_done(struct smtp_session *s, struct smtp_job *job)
 		return;
 	}
 	tx->recipients[tx->recipient_count] = job->recipient;
+	job->recipient.orcpt = NULL; /* the transaction owns it now */
 	for (size_t i = 0; i < job->expansion->count; i++) {
 		bool is_duplicate = false;
 
@@ -569,6 +573,15 @@ void smtp_session_check_sender(struct smtp_session *s)
 	}
 }
 
+/* The parser's NOTIFY bits as the envelope spells them (RFC 3461 4.1). */
+static unsigned notify_from_rcpt(unsigned notify)
+{
+	return (notify & SMTP_NOTIFY_NEVER ? QUEUE_NOTIFY_NEVER : 0) |
+	       (notify & SMTP_NOTIFY_SUCCESS ? QUEUE_NOTIFY_SUCCESS : 0) |
+	       (notify & SMTP_NOTIFY_FAILURE ? QUEUE_NOTIFY_FAILURE : 0) |
+	       (notify & SMTP_NOTIFY_DELAY ? QUEUE_NOTIFY_DELAY : 0);
+}
+
 void smtp_session_lookup_rcpt(struct smtp_session *s, const struct smtp_rcpt_args *rcpt,
 			      const char *address)
 {
@@ -585,7 +598,18 @@ void smtp_session_lookup_rcpt(struct smtp_session *s, const struct smtp_rcpt_arg
 	snprintf(job->address, sizeof(job->address), "%s", address);
 	snprintf(job->recipient.address, sizeof(job->recipient.address), "%s",
 		 rcpt->forward_path.address);
-	job->recipient.notify = rcpt->notify;
+	job->recipient.notify = notify_from_rcpt(rcpt->notify);
+	if (rcpt->has_orcpt) {
+		size_t len = strlen(rcpt->orcpt_type) + 1 + strlen(rcpt->orcpt_address) + 1;
+
+		job->recipient.orcpt = malloc(len);
+		if (job->recipient.orcpt == NULL) {
+			job_free(job);
+			smtp_session_reply(s, REPLY(451, "4.3.0", "Temporary failure, try again"));
+			return;
+		}
+		snprintf(job->recipient.orcpt, len, "%s;%s", rcpt->orcpt_type, rcpt->orcpt_address);
+	}
 	if (!job_submit(s, job)) {
 		job_free(job);
 		smtp_session_reply(s, REPLY(451, "4.3.0", "Temporary failure, try again"));
@@ -644,6 +668,12 @@ static int build_envelope(struct smtp_session *s, struct queue_envelope *env, st
 	env->is_smtputf8 = tx->mail.is_smtputf8;
 	env->body_type =
 		tx->mail.body == SMTP_BODY_8BITMIME ? QUEUE_BODY_8BITMIME : QUEUE_BODY_7BIT;
+	env->ret = tx->mail.ret == SMTP_RET_FULL   ? QUEUE_RET_FULL
+		   : tx->mail.ret == SMTP_RET_HDRS ? QUEUE_RET_HDRS
+						   : QUEUE_RET_NONE;
+	if (tx->mail.has_envid &&
+	    queue_envelope_string_set(&env->envid, span_from_cstr(tx->mail.envid), err) < 0)
+		return -1;
 	if (queue_envelope_string_set(&env->reverse_path,
 				      span_from_cstr(tx->mail.reverse_path.is_null
 							     ? ""
@@ -663,6 +693,9 @@ static int build_envelope(struct smtp_session *s, struct queue_envelope *env, st
 						 err) < 0)
 			return -1;
 		qr->notify = r->notify;
+		if (r->orcpt != NULL &&
+		    queue_envelope_string_set(&qr->orcpt, span_from_cstr(r->orcpt), err) < 0)
+			return -1;
 		if (strcasecmp(r->address, tx->targets[i].address) != 0 &&
 		    queue_envelope_string_set(&qr->alias, span_from_cstr(r->address), err) < 0)
 			return -1;
