@@ -75,6 +75,7 @@ extern const struct cli_command cli_config_command;
 extern const struct cli_command cli_domain_command;
 extern const struct cli_command cli_user_command;
 extern const struct cli_command cli_alias_command;
+extern const struct cli_command cli_queue_command;
 
 /* args.c: parse argv (after the verb) against the verb's options. "--" ends
  * options; "--name=value" and "--name value" are both accepted. ERROR_USAGE. */
