@@ -244,34 +244,55 @@ static void remove_stale(const char *path)
 	if (lstat(path, &st) != 0) {
 		if (errno == ENOENT)
 			return;
-		daemon_fatal(DAEMON_EXIT_FAILURE, "control socket %s: %s", path, strerror(errno));
+		daemon_fatal(DAEMON_EXIT_FAILURE, "socket %s: %s", path, strerror(errno));
 	}
 	if (!S_ISSOCK(st.st_mode))
-		daemon_fatal(DAEMON_EXIT_FAILURE, "control socket %s: exists and is not a socket",
-			     path);
+		daemon_fatal(DAEMON_EXIT_FAILURE, "socket %s: exists and is not a socket", path);
 	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		daemon_fatal(DAEMON_EXIT_FAILURE, "control socket: %s", strerror(errno));
+		daemon_fatal(DAEMON_EXIT_FAILURE, "socket: %s", strerror(errno));
 	rc = connect(fd, (struct sockaddr *) &sun, sizeof(sun));
 	e = errno;
 	close(fd);
 	if (rc == 0)
 		daemon_fatal(DAEMON_EXIT_FAILURE,
-			     "control socket %s answers: another postgated serves this state_dir",
-			     path);
+			     "socket %s answers: another postgated serves this state_dir", path);
 	if (e != ECONNREFUSED)
-		daemon_fatal(DAEMON_EXIT_FAILURE, "control socket %s: %s", path, strerror(e));
+		daemon_fatal(DAEMON_EXIT_FAILURE, "socket %s: %s", path, strerror(e));
 	if (unlink(path) != 0 && errno != ENOENT)
-		daemon_fatal(DAEMON_EXIT_FAILURE, "cannot remove the stale control socket %s: %s",
-			     path, strerror(errno));
-	log_info("control socket stale file removed path=%s", path);
+		daemon_fatal(DAEMON_EXIT_FAILURE, "cannot remove the stale socket %s: %s", path,
+			     strerror(errno));
+	log_info("socket stale file removed path=%s", path);
+}
+
+int daemon_unix_listen(const char *path, mode_t mode)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (strlen(path) >= sizeof(sun.sun_path))
+		daemon_fatal(DAEMON_EXIT_CONFIG,
+			     "%s: too long for a unix socket path (at most %zu bytes)", path,
+			     sizeof(sun.sun_path) - 1);
+	remove_stale(path);
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *) &sun, sizeof(sun)) != 0)
+		daemon_fatal(DAEMON_EXIT_FAILURE, "cannot create the socket %s: %s", path,
+			     strerror(errno));
+	/* Whatever the umask made of it. Until this chmod nobody else could
+	 * write to it (connecting needs write permission) unless the umask
+	 * allowed it, which mode then only narrows or keeps. */
+	if (chmod(path, mode) != 0 || listen(fd, DAEMON_LISTEN_BACKLOG) != 0)
+		daemon_fatal(DAEMON_EXIT_FAILURE, "cannot set up the socket %s: %s", path,
+			     strerror(errno));
+	return fd;
 }
 
 void daemon_control_start(struct daemon *daemon)
 {
 	struct daemon_control *control = calloc(1, sizeof(*control));
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	int fd, n;
 
 	if (control == NULL)
@@ -283,18 +304,8 @@ void daemon_control_start(struct daemon *daemon)
 		daemon_fatal(DAEMON_EXIT_CONFIG,
 			     "state_dir is too long for a unix socket path (at most %zu bytes)",
 			     sizeof(control->path) - sizeof(QUEUE_CONTROL_SOCKET) - 1);
-	remove_stale(control->path);
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", control->path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *) &sun, sizeof(sun)) != 0)
-		daemon_fatal(DAEMON_EXIT_FAILURE, "cannot create the control socket %s: %s",
-			     control->path, strerror(errno));
-	/* Whatever the umask made of it: the daemon's user (and root) only.
-	 * Until this chmod nobody else could write to it either (state_dir is
-	 * the daemon's, and connecting needs write permission). */
-	if (chmod(control->path, 0600) != 0 || listen(fd, DAEMON_CONTROL_CONNECTIONS_MAX) != 0)
-		daemon_fatal(DAEMON_EXIT_FAILURE, "cannot set up the control socket %s: %s",
-			     control->path, strerror(errno));
+	/* The daemon's user (and root) only. */
+	fd = daemon_unix_listen(control->path, 0600);
 	control->evl = evconnlistener_new(daemon->base, on_accept, control,
 					  LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
 	if (control->evl == NULL)

@@ -184,10 +184,11 @@ static struct smtp_reply do_mail(struct smtp_session *s, struct span args)
 		s->state = SMTP_STATE_MAIL;
 		return REPLY(250, "2.1.0", "Ok");
 	}
-	/* An authenticated user sends only as an address it owns. */
+	/* An authenticated user sends only as an address it owns; a local user
+	 * (sendmail -f, docs/sendmail.md) as any, being named in the trace. */
 	if (mail->reverse_path.is_null && s->is_auth_required)
 		return REPLY(553, "5.7.1", "The null sender is not allowed here");
-	if (mail->reverse_path.is_null) {
+	if (mail->reverse_path.is_null || s->is_local) {
 		s->tx.is_active = true;
 		s->state = SMTP_STATE_MAIL;
 		return REPLY(250, "2.1.0", "Ok");

@@ -99,6 +99,7 @@ struct smtp_session {
 	bool is_esmtp;
 	char helo[SMTP_HELO_MAX + 1];
 	bool is_authenticated; /* set by SMTP AUTH; relaying needs it */
+	bool is_local;	       /* local submission: authenticated as "local:<user>" */
 	bool is_tls;	       /* after STARTTLS (or on an implicit-TLS listener) */
 	bool is_starttls_offered;
 	bool is_upgrading;	/* 220 to STARTTLS written: upgrade once it is flushed */

@@ -60,6 +60,12 @@ struct smtp_session_params {
 	bool is_tls;			/* implicit TLS: the bufferevent is TLS already */
 	bool is_auth_required;		/* submission: AUTH before MAIL (RFC 6409 4.1) */
 	bool is_plaintext_auth_allowed; /* PLAIN/LOGIN without TLS (legacy profile) */
+	/* Local submission (`postgate sendmail` on submit.sock): the peer's user
+	 * name, from its uid. The session is authenticated as "local:<name>"
+	 * from the start: it may relay, and it is not bound to a sender (the
+	 * envelope and the Received header name the user). NULL: a network
+	 * client. */
+	const char *local_user;
 };
 
 struct smtp_session;

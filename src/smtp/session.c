@@ -427,6 +427,7 @@ static void add_received(struct smtp_session *s)
 		.is_tls = s->is_tls,
 		.is_authenticated = s->is_authenticated,
 		.is_utf8 = s->tx.mail.is_smtputf8,
+		.local_user = s->is_local ? s->auth_user + strlen("local:") : NULL,
 		.when = time(NULL),
 	};
 	size_t len = smtp_received_format(&r, header, sizeof(header));
@@ -1249,6 +1250,11 @@ struct smtp_session *smtp_session_start(struct smtp_server *server, struct buffe
 	s->is_auth_required = params->is_auth_required;
 	s->is_plaintext_auth_allowed = params->is_plaintext_auth_allowed;
 	s->start_tls = params->start_tls;
+	if (params->local_user != NULL) {
+		s->is_local = true;
+		s->is_authenticated = true;
+		snprintf(s->auth_user, sizeof(s->auth_user), "local:%s", params->local_user);
+	}
 	set_callbacks(s);
 	snprintf(s->reply_text, sizeof(s->reply_text), "%s ESMTP", server->config->hostname);
 	write_reply(s, REPLY(220, NULL, s->reply_text));

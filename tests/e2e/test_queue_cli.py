@@ -207,7 +207,7 @@ def test_the_control_socket_is_private_and_cleaned_up(mail_server):
     inst.stop(signal.SIGKILL)
     assert path.exists()
     inst.start()
-    inst.wait_log(r"control socket stale file removed")
+    inst.wait_log(rf"socket stale file removed path={path}")
     assert inst.cli("queue", "flush").returncode == 0
 
 
