@@ -29,6 +29,7 @@
 
 #include "cli/internal.h"
 #include "core/span.h"
+#include "smtp/header.h"
 
 #define SENDMAIL_SOCKET		"submit.sock" /* in state_dir (src/daemon/submit.c) */
 #define SENDMAIL_WAIT_S		300	      /* for each reply: RFC 5321 4.5.3.2 */
@@ -247,21 +248,14 @@ static int message_read(struct message *m, bool ignore_dots, uint64_t max, struc
 	return 0;
 }
 
-/* "Name:" at the start of a header line (RFC 5322 2.2: printable ASCII but
- * the colon, no space). */
 static bool is_field_line(struct line l, size_t *name_len_out)
 {
-	for (size_t i = 0; i < l.len; i++) {
-		unsigned char c = (unsigned char) l.ptr[i];
+	struct span name;
 
-		if (c == ':') {
-			*name_len_out = i;
-			return i > 0;
-		}
-		if (c <= ' ' || c >= 0x7F)
-			return false;
-	}
-	return false;
+	if (!smtp_header_field_name(span_make(l.ptr, l.len), &name))
+		return false;
+	*name_len_out = name.len;
+	return true;
 }
 
 static bool field_is(struct line l, size_t name_len, const char *name)
@@ -269,105 +263,50 @@ static bool field_is(struct line l, size_t name_len, const char *name)
 	return span_eq_cstr_nocase(span_make(l.ptr, name_len), name);
 }
 
-/* ---- addresses in To:, Cc:, Bcc: (RFC 5322 3.4) -------------------------- */
+/* ---- addresses in To:, Cc:, Bcc: ----------------------------------------- */
 
 struct recipients {
 	char (*list)[SENDMAIL_ADDRESS_MAX + 1];
 	size_t count;
 };
 
-static int recipient_add(struct recipients *r, struct span address, struct error *err)
+struct recipient_walk {
+	struct recipients *recipients;
+	struct error *err;
+};
+
+/* The addresses postgated could take: no space, no angle bracket. */
+static int recipient_add(void *ctx, struct span address)
 {
-	address = span_trim(address);
-	if (address.len == 0)
-		return 0;
+	struct recipient_walk *w = ctx;
+	struct recipients *r = w->recipients;
+
 	if (r->count >= SENDMAIL_RECIPIENTS_MAX)
-		return error_set(err, ERROR_DATA, "more than %d recipients",
+		return error_set(w->err, ERROR_DATA, "more than %d recipients",
 				 SENDMAIL_RECIPIENTS_MAX);
 	if (!span_copy_cstr(address, r->list[r->count], sizeof(r->list[r->count])))
-		return error_set(err, ERROR_DATA, "recipient address too long: %.60s", address.ptr);
+		return error_set(w->err, ERROR_DATA, "recipient address too long: %.*s...",
+				 (int) (address.len < 60 ? address.len : 60), address.ptr);
 	for (const char *p = r->list[r->count]; *p != '\0'; p++)
 		if ((unsigned char) *p <= ' ' || *p == '<' || *p == '>')
-			return error_set(err, ERROR_DATA, "bad recipient address: %s",
+			return error_set(w->err, ERROR_DATA, "bad recipient address: %s",
 					 r->list[r->count]);
 	r->count++;
 	return 0;
 }
 
-/*
- * One address-list: mailboxes separated by commas, each "addr-spec" or
- * "display name <addr-spec>", with comments, quoted strings and groups
- * ("name: a@b, c@d;"). Commas inside quotes, comments and angle brackets do
- * not separate.
- */
+/* An address-list (RFC 5322 3.4, smtp/header.h) into r. */
 static int address_list_parse(struct span value, struct recipients *r, struct error *err)
 {
-	char item[1024];
-	size_t len = 0, angle_start = 0;
-	int depth = 0;
-	bool in_quote = false, has_angle = false, in_angle = false;
+	struct recipient_walk walk = { r, err };
 
-	for (size_t i = 0; i <= value.len; i++) {
-		char c = i < value.len ? value.ptr[i] : ',';
-
-		if (in_quote) {
-			if (c == '\\' && i + 1 < value.len)
-				i++;
-			else if (c == '"')
-				in_quote = false;
-			if (!has_angle && len < sizeof(item))
-				item[len++] = ' ';
-			continue;
-		}
-		if (depth > 0) {
-			if (c == '\\' && i + 1 < value.len)
-				i++;
-			else if (c == '(')
-				depth++;
-			else if (c == ')')
-				depth--;
-			continue;
-		}
-		switch (c) {
-		case '"':
-			in_quote = true;
-			continue;
-		case '(':
-			depth = 1;
-			continue;
-		case '<':
-			/* The angle address replaces whatever came before it. */
-			len = 0;
-			has_angle = in_angle = true;
-			angle_start = 0;
-			continue;
-		case '>':
-			in_angle = false;
-			continue;
-		case ':':
-			if (!in_angle) {
-				len = 0; /* a group's display name */
-				continue;
-			}
-			break;
-		case ',':
-		case ';':
-			if (in_angle)
-				break;
-			if (recipient_add(r, span_make(item + angle_start, len), err) < 0)
-				return -1;
-			len = 0;
-			has_angle = false;
-			continue;
-		default:
-			break;
-		}
-		if (has_angle && !in_angle)
-			continue; /* after "<...>": nothing more of this mailbox */
-		if (len < sizeof(item))
-			item[len++] = c;
-	}
-	return 0;
+	error_clear(err);
+	if (smtp_header_address_list(value, recipient_add, &walk) == 0)
+		return 0;
+	if (err->kind == ERROR_NONE)
+		error_set(err, ERROR_DATA, "an address is too long in: %.*s...",
+			  (int) (value.len < 60 ? value.len : 60), value.ptr);
+	return -1;
 }
 
 /* Unfold the field starting at lines[*i] (its continuation lines follow)
