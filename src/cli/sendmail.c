@@ -190,9 +190,10 @@ struct message {
  * counts). */
 static int message_read(struct message *m, bool ignore_dots, uint64_t max, struct error *err)
 {
-	size_t cap = 0;
+	size_t cap = 0, scanned = 0; /* lines before scanned hold no lone "." */
+	bool has_end = false;
 
-	for (;;) {
+	while (!has_end) {
 		ssize_t n;
 
 		if (m->len == cap) {
@@ -220,6 +221,19 @@ static int message_read(struct message *m, bool ignore_dots, uint64_t max, struc
 		if (n == 0)
 			break;
 		m->len += (size_t) n;
+		/* Stop reading at the lone "." as sendmail does: an interactive
+		 * writer may keep stdin open after it. */
+		while (!ignore_dots && !has_end) {
+			const char *lf = memchr(m->data + scanned, '\n', m->len - scanned);
+			size_t end;
+
+			if (lf == NULL)
+				break;
+			end = (size_t) (lf - m->data);
+			has_end = (end - scanned == 1 && m->data[scanned] == '.') ||
+				  (end - scanned == 2 && memcmp(m->data + scanned, ".\r", 2) == 0);
+			scanned = end + 1;
+		}
 	}
 	for (size_t pos = 0; pos < m->len;) {
 		const char *lf = memchr(m->data + pos, '\n', m->len - pos);

@@ -91,6 +91,27 @@ def test_f_and_F_recipients_as_arguments_and_a_lone_dot_ending_input(mail_server
     assert f"reverse-path cron@{HOSTNAME}" in lines and f"rcpt root@{HOSTNAME}" in lines
 
 
+def test_a_lone_dot_ends_the_input_while_stdin_stays_open(mail_server):
+    inst = mail_server
+    inst.start()
+    argv = [str(POSTGATE), "-c", str(inst.config), "sendmail", ALICE]
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        proc.stdin.write(b"Subject: typed\n\nby hand\n.\n")
+        proc.stdin.flush()
+        # stdin is still open: sendmail must not wait for its end.
+        assert proc.wait(timeout=30) == 0, proc.stderr.read()
+    finally:
+        proc.stdin.close()
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
+        proc.stderr.close()
+    [msg] = wait_delivered(inst, ALICE, 1)
+    assert msg.endswith(b"\r\n\r\nby hand\r\n")
+
+
 def test_t_takes_to_cc_bcc_and_removes_bcc(mail_server):
     inst = mail_server
     inst.start()
