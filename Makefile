@@ -5,7 +5,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 BUILD ?= build
 
-.PHONY: all build deps check demo install clean format
+.PHONY: all build deps check demo install install-sendmail clean format
 
 all: build
 
@@ -29,6 +29,12 @@ install: $(BUILD)/build.ninja
 	meson configure $(BUILD) -Dprefix=$(PREFIX)
 	ninja -C $(BUILD)
 	DESTDIR=$(DESTDIR) meson install -C $(BUILD) --no-rebuild
+
+# /usr/sbin/sendmail as a link to postgate (docs/sendmail.md); replaces
+# whatever sendmail is installed there.
+install-sendmail: install
+	mkdir -p $(DESTDIR)/usr/sbin
+	ln -sf $(PREFIX)/bin/postgate $(DESTDIR)/usr/sbin/sendmail
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -20,6 +20,7 @@ static const int exit_codes[] = {
 	[ERROR_PERMISSION] = EX_NOPERM,      /* 77 */
 	[ERROR_SOFTWARE]   = EX_SOFTWARE,    /* 70 */
 	[ERROR_TEMPORARY]  = EX_TEMPFAIL,    /* 75 */
+	[ERROR_UNAVAILABLE] = EX_UNAVAILABLE, /* 69 */
 };
 // clang-format on
 

@@ -75,6 +75,7 @@ extern const struct cli_command cli_config_command;
 extern const struct cli_command cli_domain_command;
 extern const struct cli_command cli_user_command;
 extern const struct cli_command cli_alias_command;
+extern const struct cli_command cli_queue_command;
 extern const struct cli_command cli_tls_command;
 
 /* limits.c: `user limits` and `domain limits` (their options:
@@ -95,6 +96,10 @@ int cli_args_parse(const struct cli_verb *verb, int argc, char **argv, struct cl
 		   struct error *err);
 bool cli_args_has(const struct cli_args *args, const char *name);
 const char *cli_args_value(const struct cli_args *args, const char *name); /* NULL when absent */
+
+/* sendmail.c: `postgate sendmail ARGS` or a program named sendmail; argv[0]
+ * is the command's name, options follow sendmail's. Returns the exit code. */
+int cli_sendmail_main(const char *config_path, int argc, char **argv);
 
 /* exit.c: the one table from error kind to sysexits.h code. */
 int cli_exit_code(enum error_kind kind);

@@ -15,8 +15,8 @@
 #include "core/span.h"
 
 static const struct cli_command *const commands[] = {
-	&cli_init_command, &cli_config_command, &cli_domain_command,
-	&cli_user_command, &cli_alias_command,	&cli_tls_command,
+	&cli_init_command,  &cli_config_command, &cli_domain_command, &cli_user_command,
+	&cli_alias_command, &cli_tls_command,	 &cli_queue_command,
 };
 
 void cli_usage_print(FILE *out, const struct cli_command *command)
@@ -51,7 +51,11 @@ void cli_usage_print(FILE *out, const struct cli_command *command)
 		}
 	}
 	if (command == NULL)
-		fputs("\nExit codes and every command are described in docs/cli.md.\n", out);
+		fputs("  postgate [-c FILE] sendmail [OPTIONS] [RECIPIENT...]\n"
+		      "      send the message on stdin as the local user; sendmail's options "
+		      "(docs/sendmail.md)\n"
+		      "\nExit codes and every command are described in docs/cli.md.\n",
+		      out);
 }
 
 /* Output that never reached stdout (a full disk, a closed pipe) is a failure. */
@@ -183,6 +187,13 @@ int main(int argc, char **argv)
 	int i = 1, rc;
 
 	error_clear(&err);
+	/* Installed as sendmail (a link to postgate): sendmail's command line. */
+	{
+		const char *slash = argc > 0 ? strrchr(argv[0], '/') : NULL;
+
+		if (argc > 0 && strcmp(slash != NULL ? slash + 1 : argv[0], "sendmail") == 0)
+			return cli_sendmail_main(CLI_DEFAULT_CONFIG, argc, argv);
+	}
 	/* Global options come before the command. */
 	while (i < argc && argv[i][0] == '-') {
 		const char *arg = argv[i];
@@ -216,6 +227,8 @@ int main(int argc, char **argv)
 			return cli_exit_code(ERROR_USAGE);
 		}
 	}
+	if (i < argc && strcmp(argv[i], "sendmail") == 0)
+		return cli_sendmail_main(cli.config_path, argc - i, argv + i);
 	if (i < argc && strcmp(argv[i], "help") == 0) {
 		const struct cli_command *command = NULL;
 

@@ -22,6 +22,8 @@ enum error_kind {
 	ERROR_PERMISSION, /* refused: not allowed */
 	ERROR_SOFTWARE,	  /* our own bug or an unexpected library failure */
 	ERROR_TEMPORARY,  /* try again later: locked, busy */
+	/* A service needed is not running (postgated, its control socket). */
+	ERROR_UNAVAILABLE,
 };
 
 struct error {

@@ -131,6 +131,8 @@ struct daemon {
 	struct event *shutdown_timer;
 
 	char pid_path[CONFIG_PATH_MAX + sizeof(DAEMON_PID_FILE) + 1]; /* "" when none written */
+	struct daemon_control *control; /* the control socket (control.c); NULL when closed */
+	struct daemon_submit *submit;	/* the local submission socket (submit.c) */
 };
 
 /* Start-up failures: log, print to stderr (and to the waiting parent when
@@ -204,6 +206,24 @@ void daemon_user_lookup(const struct config *config, struct daemon_user *user_ou
 void daemon_dirs_prepare(const struct config *config, const struct daemon_user *user);
 /* initgroups, setgid, setuid to user; fatal unless root is gone for good. */
 void daemon_privileges_drop(const struct daemon_user *user);
+
+/* control.c */
+/* Create <state_dir>/control.sock (0600, after the privilege drop) and serve
+ * it on daemon->base; a stale file is replaced; fatal on failure. */
+void daemon_control_start(struct daemon *daemon);
+/* Close it, end its connections and remove the file. NULL control ok. */
+void daemon_control_free(struct daemon *daemon);
+/* A listening unix socket at path with mode (after the privilege drop, so
+ * the daemon's user owns it). A file left there by a daemon that crashed is
+ * replaced; one that answers, or that is no socket, is fatal. */
+int daemon_unix_listen(const char *path, mode_t mode);
+
+/* submit.c */
+/* <state_dir>/submit.sock (0666): local submission for `postgate sendmail`,
+ * served by the SMTP engine as the connecting user; fatal on failure. */
+void daemon_submit_start(struct daemon *daemon);
+/* Close it, stop its sessions and remove the file. */
+void daemon_submit_free(struct daemon *daemon);
 
 /* signals.c */
 /* SIGTERM/SIGINT: shutdown; SIGHUP: reload. Fatal on failure. */

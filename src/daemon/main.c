@@ -409,6 +409,8 @@ static void shut_down(struct daemon *daemon)
 {
 	daemon_sessions_close_all(daemon, "shutdown");
 	daemon_listeners_free(daemon);
+	daemon_control_free(daemon);
+	daemon_submit_free(daemon);
 	stop_mail_services(daemon);
 	/* A bufferevent freed just before the loop stopped may still have its
 	 * deferred callbacks queued; it is released only when they run. */
@@ -504,6 +506,8 @@ int main(int argc, char **argv)
 		daemon_fatal(DAEMON_EXIT_FAILURE, "cannot create the event loop");
 	id_generator_init(&daemon->session_ids);
 	start_mail_services(daemon);
+	daemon_control_start(daemon);
+	daemon_submit_start(daemon);
 	daemon_signals_start(daemon);
 	daemon_listeners_start(daemon);
 	log_info("started version=%s pid=%ld uid=%ld gid=%ld listeners=%zu", POSTGATE_VERSION,

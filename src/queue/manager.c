@@ -30,6 +30,14 @@
 #include "queue/dsn.h"
 #include "store/address.h"
 
+/* What the administrator asked for while the message's job was out
+ * (queue_manager_delete, queue_manager_hold): done when the job returns. */
+enum queue_entry_action {
+	QUEUE_ENTRY_ACTION_NONE = 0,
+	QUEUE_ENTRY_ACTION_DELETE,
+	QUEUE_ENTRY_ACTION_HOLD,
+};
+
 struct queue_entry {
 	struct queue_entry *next;
 	struct queue_manager *manager;
@@ -38,6 +46,7 @@ struct queue_entry {
 	bool is_again;	 /* submitted again while running */
 	bool is_retry;	 /* not the first attempt: check for earlier copies */
 	struct event *timer;
+	enum queue_entry_action pending; /* asked for while a job was out */
 };
 
 struct queue_manager {
@@ -93,6 +102,8 @@ uint64_t queue_retry_delay_s(uint64_t initial_s, uint64_t max_s, uint32_t attemp
 		delay = delay > max_s / 2 ? max_s : delay * 2;
 	return delay < max_s ? delay : max_s;
 }
+
+static void pending_action_apply(struct queue_entry *entry);
 
 static void entry_free(struct queue_manager *m, struct queue_entry *entry)
 {
@@ -540,7 +551,10 @@ static void finish_done(void *arg)
 	if (job->rc < 0) {
 		log_warning("qid=%s queue attempt failed: %s", entry->id, job->err.message);
 		job_free(job);
-		schedule_at(entry, m->params.config->retry_initial_ms / 1000);
+		if (entry->pending != QUEUE_ENTRY_ACTION_NONE)
+			pending_action_apply(entry); /* delete or hold asked for meanwhile */
+		else
+			schedule_at(entry, m->params.config->retry_initial_ms / 1000);
 		return;
 	}
 	if (job->is_done) {
@@ -557,7 +571,9 @@ static void finish_done(void *arg)
 		log_info("qid=%s queue deferred attempts=%u retry_in_s=%llu", entry->id,
 			 job->state.attempt_count, (unsigned long long) delay);
 		job_free(job);
-		if (entry->is_again)
+		if (entry->pending != QUEUE_ENTRY_ACTION_NONE)
+			pending_action_apply(entry); /* delete or hold asked for meanwhile */
+		else if (entry->is_again)
 			start_job(entry);
 		else
 			schedule_at(entry, delay);
@@ -837,4 +853,216 @@ void queue_manager_free(struct queue_manager *m)
 	while (m->entries != NULL)
 		entry_free(m, m->entries);
 	free(m);
+}
+
+/* --- administration: postgate queue, through the control socket -------- */
+
+/*
+ * These run on the loop thread and do their one message's spool work there
+ * (a rename or unlink per file and the directory fsyncs): short enough, rare,
+ * and it keeps the order of operations plain (docs/decisions/0120).
+ */
+
+static const char *const place_names[] = {
+	[QUEUE_PLACE_ACTIVE] = "queue",
+	[QUEUE_PLACE_DEFERRED] = "deferred",
+	[QUEUE_PLACE_HOLD] = "hold",
+};
+
+static int admin_check(struct queue_manager *m, const char *id, enum queue_place *place_out,
+		       struct error *err)
+{
+	if (m->is_stopping)
+		return error_set(err, ERROR_TEMPORARY, "the daemon is shutting down");
+	if (id != NULL && !queue_id_is_valid(span_from_cstr(id)))
+		return error_set(err, ERROR_USAGE, "not a queue ID");
+	if (id != NULL && queue_spool_locate(m->params.spool, id, place_out, err) < 0) {
+		if (err->kind == ERROR_NOT_FOUND)
+			return error_set(err, ERROR_NOT_FOUND, "no message %s in the queue", id);
+		return -1;
+	}
+	return 0;
+}
+
+/* Take the message out of the manager's hands (no job is out): its retry
+ * timer goes with the entry. */
+static void entry_forget(struct queue_manager *m, const char *id)
+{
+	struct queue_entry *entry = entry_find(m, id);
+
+	if (entry != NULL)
+		entry_free(m, entry);
+}
+
+static int hold_now(struct queue_manager *m, const char *id, struct error *err)
+{
+	entry_forget(m, id);
+	if (queue_spool_move(m->params.spool, id, QUEUE_PLACE_HOLD, err) < 0)
+		return -1;
+	log_info("qid=%s queue held", id);
+	return 0;
+}
+
+static int delete_now(struct queue_manager *m, const char *id, struct error *err)
+{
+	entry_forget(m, id);
+	if (queue_spool_finish(m->params.spool, id, err) < 0)
+		return -1;
+	log_info("qid=%s queue removed reason=deleted", id);
+	return 0;
+}
+
+static void pending_action_apply(struct queue_entry *entry)
+{
+	struct queue_manager *m = entry->manager;
+	enum queue_entry_action action = entry->pending;
+	char id[QUEUE_ID_MAX + 1];
+	struct error err;
+	int rc;
+
+	snprintf(id, sizeof(id), "%s", entry->id);
+	entry_free(m, entry);
+	rc = action == QUEUE_ENTRY_ACTION_DELETE ? delete_now(m, id, &err) : hold_now(m, id, &err);
+	if (rc < 0)
+		log_error("qid=%s queue %s failed: %s", id,
+			  action == QUEUE_ENTRY_ACTION_DELETE ? "delete" : "hold", err.message);
+}
+
+/* Flush: a message not held goes back to queue/ and is tried now. */
+static int flush_one(struct queue_manager *m, const char *id, enum queue_place place,
+		     struct error *err)
+{
+	if (place == QUEUE_PLACE_HOLD)
+		return 0;
+	if (place != QUEUE_PLACE_ACTIVE) {
+		struct queue_entry *entry = entry_find(m, id);
+
+		/* A job out owns the message's files: it is tried again
+		 * right after (submit below), wherever it left them. */
+		if ((entry == NULL || !entry->is_running) &&
+		    queue_spool_move(m->params.spool, id, QUEUE_PLACE_ACTIVE, err) < 0)
+			return -1;
+	}
+	queue_manager_submit(m, id, false);
+	return 0;
+}
+
+struct flush_walk {
+	char (*ids)[QUEUE_ID_MAX + 1];
+	enum queue_place *places;
+	size_t count, cap;
+	bool is_short; /* out of memory */
+};
+
+static void flush_collect(void *ctx, const char *id, enum queue_place place)
+{
+	struct flush_walk *w = ctx;
+
+	if (w->is_short || place == QUEUE_PLACE_HOLD)
+		return;
+	if (w->count == w->cap) {
+		size_t cap = w->cap ? w->cap * 2 : 64;
+		void *ids = realloc(w->ids, cap * sizeof(*w->ids));
+		void *places = ids ? realloc(w->places, cap * sizeof(*w->places)) : NULL;
+
+		if (ids != NULL)
+			w->ids = ids;
+		if (places == NULL) {
+			w->is_short = true;
+			return;
+		}
+		w->places = places;
+		w->cap = cap;
+	}
+	snprintf(w->ids[w->count], sizeof(w->ids[w->count]), "%s", id);
+	w->places[w->count++] = place;
+}
+
+int queue_manager_flush(struct queue_manager *m, const char *id, struct error *err)
+{
+	enum queue_place place;
+	struct flush_walk walk = { 0 };
+	int rc = 0;
+
+	if (admin_check(m, id, &place, err) < 0)
+		return -1;
+	if (id != NULL) {
+		if (place == QUEUE_PLACE_HOLD)
+			return error_set(err, ERROR_DATA, "message %s is held: release it", id);
+		if (flush_one(m, id, place, err) < 0)
+			return -1;
+		log_info("qid=%s queue flushed", id);
+		return 0;
+	}
+	/* Listed first, acted on after: nothing moves while the spool is read. */
+	if (queue_spool_list(m->params.spool, flush_collect, &walk, err) < 0) {
+		rc = -1;
+	} else if (walk.is_short) {
+		rc = error_set(err, ERROR_SOFTWARE, "out of memory");
+	} else {
+		for (size_t i = 0; i < walk.count && rc == 0; i++)
+			rc = flush_one(m, walk.ids[i], walk.places[i], err);
+		if (rc == 0)
+			log_info("queue flushed messages=%zu", walk.count);
+	}
+	free(walk.ids);
+	free(walk.places);
+	return rc;
+}
+
+int queue_manager_delete(struct queue_manager *m, const char *id, struct error *err)
+{
+	enum queue_place place;
+	struct queue_entry *entry;
+
+	if (id == NULL)
+		return error_set(err, ERROR_USAGE, "delete needs a queue ID");
+	if (admin_check(m, id, &place, err) < 0)
+		return -1;
+	entry = entry_find(m, id);
+	if (entry != NULL && entry->is_running) {
+		entry->pending = QUEUE_ENTRY_ACTION_DELETE;
+		log_info("qid=%s queue delete pending=delivery-attempt", id);
+		return 0;
+	}
+	return delete_now(m, id, err);
+}
+
+int queue_manager_hold(struct queue_manager *m, const char *id, struct error *err)
+{
+	enum queue_place place;
+	struct queue_entry *entry;
+
+	if (id == NULL)
+		return error_set(err, ERROR_USAGE, "hold needs a queue ID");
+	if (admin_check(m, id, &place, err) < 0)
+		return -1;
+	if (place == QUEUE_PLACE_HOLD)
+		return 0;
+	entry = entry_find(m, id);
+	if (entry != NULL && entry->is_running) {
+		if (entry->pending == QUEUE_ENTRY_ACTION_NONE)
+			entry->pending = QUEUE_ENTRY_ACTION_HOLD;
+		log_info("qid=%s queue hold pending=delivery-attempt", id);
+		return 0;
+	}
+	return hold_now(m, id, err);
+}
+
+int queue_manager_release(struct queue_manager *m, const char *id, struct error *err)
+{
+	enum queue_place place;
+
+	if (id == NULL)
+		return error_set(err, ERROR_USAGE, "release needs a queue ID");
+	if (admin_check(m, id, &place, err) < 0)
+		return -1;
+	if (place != QUEUE_PLACE_HOLD)
+		return error_set(err, ERROR_DATA, "message %s is not held (it is in %s/)", id,
+				 place_names[place]);
+	if (queue_spool_move(m->params.spool, id, QUEUE_PLACE_ACTIVE, err) < 0)
+		return -1;
+	log_info("qid=%s queue released", id);
+	queue_manager_submit(m, id, false);
+	return 0;
 }

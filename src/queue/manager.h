@@ -61,4 +61,27 @@ void queue_manager_stop(struct queue_manager *manager);
 /* Frees timers and bookkeeping. Call after worker_pool_free, when no job is out. */
 void queue_manager_free(struct queue_manager *manager);
 
+/*
+ * Administration (postgate queue, through the daemon's control socket). Loop
+ * thread only; each does its one message's spool moves there (a few renames
+ * and fsyncs). -1 with ERROR_NOT_FOUND for an ID not in the spool,
+ * ERROR_USAGE for a malformed one, ERROR_TEMPORARY while stopping, and the
+ * spool's error when a move fails.
+ *
+ * flush:   id NULL: every message not held; else that one (ERROR_DATA when it
+ *          is held). It goes back to queue/ and is tried now, its retry
+ *          timer cancelled; a message whose job is out is tried again when
+ *          the job returns.
+ * delete:  the message leaves the spool (queue_spool_finish) with no bounce;
+ *          when its job is out, that happens as the job returns (0 now).
+ * hold:    the message moves to hold/ and is never tried until released;
+ *          held already: 0; job out: as the job returns.
+ * release: a held message moves back to queue/ and is tried now
+ *          (ERROR_DATA when it is not held).
+ */
+int queue_manager_flush(struct queue_manager *manager, const char *id, struct error *err);
+int queue_manager_delete(struct queue_manager *manager, const char *id, struct error *err);
+int queue_manager_hold(struct queue_manager *manager, const char *id, struct error *err);
+int queue_manager_release(struct queue_manager *manager, const char *id, struct error *err);
+
 #endif

@@ -113,7 +113,7 @@ static struct smtp_reply greet(struct smtp_session *s, struct span args, bool is
 		 * look for the pre-RFC form (CLIENTS.md). */
 		snprintf(s->reply_text, sizeof(s->reply_text),
 			 "%s\nPIPELINING\nSIZE %llu\n8BITMIME\nENHANCEDSTATUSCODES\nSMTPUTF8\n"
-			 "CHUNKING%s%s%s%s%s",
+			 "CHUNKING\nDSN%s%s%s%s%s",
 			 smtp_session_name(s), (unsigned long long) config->max_message_size,
 			 s->is_starttls_offered && !s->is_tls ? "\nSTARTTLS" : "",
 			 mechanisms[0] ? "\nAUTH " : "", mechanisms, mechanisms[0] ? "\nAUTH=" : "",
@@ -167,12 +167,12 @@ static struct smtp_reply do_mail(struct smtp_session *s, struct span args)
 		/* RFC 6531 3.5: 550 at MAIL, 553 at RCPT. */
 		return REPLY(550, "5.6.7", "Non-ASCII address needs the SMTPUTF8 parameter");
 	}
-	if (!s->is_esmtp && (mail->has_size || mail->body != SMTP_BODY_UNSPECIFIED ||
-			     mail->is_smtputf8 || mail->has_auth))
+	/* The DSN parameters (RFC 3461 4.3, 4.4) are taken only after EHLO,
+	 * where DSN was advertised, like every other extension's. */
+	if (!s->is_esmtp &&
+	    (mail->has_size || mail->body != SMTP_BODY_UNSPECIFIED || mail->is_smtputf8 ||
+	     mail->has_auth || mail->has_envid || mail->ret != SMTP_RET_UNSPECIFIED))
 		return REPLY(555, "5.5.4", "MAIL parameters need EHLO");
-	/* DSN (RFC 3461) is not offered, so its parameters are not either. */
-	if (mail->has_envid || mail->ret != SMTP_RET_UNSPECIFIED)
-		return REPLY(555, "5.5.4", "RET and ENVID are not supported here");
 	if (mail->body == SMTP_BODY_BINARYMIME)
 		return REPLY(555, "5.5.4", "BODY=BINARYMIME is not supported here");
 	if (mail->has_size && mail->size > s->server->config->max_message_size)
@@ -184,10 +184,11 @@ static struct smtp_reply do_mail(struct smtp_session *s, struct span args)
 		s->state = SMTP_STATE_MAIL;
 		return REPLY(250, "2.1.0", "Ok");
 	}
-	/* An authenticated user sends only as an address it owns. */
+	/* An authenticated user sends only as an address it owns; a local user
+	 * (sendmail -f, docs/sendmail.md) as any, being named in the trace. */
 	if (mail->reverse_path.is_null && s->is_auth_required)
 		return REPLY(553, "5.7.1", "The null sender is not allowed here");
-	if (mail->reverse_path.is_null) {
+	if (mail->reverse_path.is_null || s->is_local) {
 		s->tx.is_active = true;
 		s->state = SMTP_STATE_MAIL;
 		return REPLY(250, "2.1.0", "Ok");
@@ -219,8 +220,9 @@ static struct smtp_reply do_rcpt(struct smtp_session *s, struct span args)
 	case SMTP_ARGS_NEEDS_SMTPUTF8:
 		return REPLY(553, "5.6.7", "Non-ASCII address needs SMTPUTF8 on MAIL");
 	}
-	if (rcpt.notify != 0 || rcpt.has_orcpt)
-		return REPLY(555, "5.5.4", "NOTIFY and ORCPT are not supported here");
+	/* NOTIFY and ORCPT (RFC 3461 4.1, 4.2) travel into the envelope. */
+	if (!s->is_esmtp && (rcpt.notify != 0 || rcpt.has_orcpt))
+		return REPLY(555, "5.5.4", "RCPT parameters need EHLO");
 	if (rcpt.forward_path.is_postmaster) {
 		/* RFC 5321 4.5.1: <Postmaster> must always be accepted; it is
 		 * the postmaster of the domain this server is named in. */

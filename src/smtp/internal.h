@@ -62,7 +62,8 @@ struct smtp_reply {
 
 struct smtp_recipient {
 	char address[SMTP_ADDRESS_MAX + 1]; /* the forward-path as given */
-	unsigned notify;
+	unsigned notify;		    /* QUEUE_NOTIFY_* bits, 0: not given */
+	char *orcpt; /* heap "addr-type;address", decoded (RFC 3461 4.2); NULL: not given */
 };
 
 struct smtp_transaction {
@@ -96,6 +97,7 @@ struct smtp_session {
 	bool is_esmtp;
 	char helo[SMTP_HELO_MAX + 1];
 	bool is_authenticated; /* set by SMTP AUTH; relaying needs it */
+	bool is_local;	       /* local submission: authenticated as "local:<user>" */
 	bool is_tls;	       /* after STARTTLS (or on an implicit-TLS listener) */
 	bool is_starttls_offered;
 	bool is_upgrading;	/* 220 to STARTTLS written: upgrade once it is flushed */

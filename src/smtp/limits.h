@@ -11,9 +11,10 @@
 /* A line of message text, CRLF included, the leading dot of a dot-stuffed
  * line not counted. The DATA decoder's default; configurable per listener. */
 /* Extensions lengthen MAIL and RCPT lines: SIZE by 26 (RFC 1870 3),
- * SMTPUTF8 by 10 (RFC 6531 3.1), AUTH= by 500 (RFC 4954 5). */
-#define SMTP_MAIL_LINE_MAX (SMTP_COMMAND_LINE_MAX + 26 + 10 + 500)
-#define SMTP_RCPT_LINE_MAX (SMTP_COMMAND_LINE_MAX + 10)
+ * SMTPUTF8 by 10 (RFC 6531 3.1), AUTH= by 500 (RFC 4954 5), DSN's RET and
+ * ENVID by 118 on MAIL and NOTIFY and ORCPT by 530 on RCPT (RFC 3461 4). */
+#define SMTP_MAIL_LINE_MAX (SMTP_COMMAND_LINE_MAX + 26 + 10 + 500 + 118)
+#define SMTP_RCPT_LINE_MAX (SMTP_COMMAND_LINE_MAX + 10 + 530)
 #define SMTP_TEXT_LINE_MAX 1000 /* RFC 5321 4.5.3.1.6 */
 /* The local part of a mailbox, as it appears (quotes and backslashes
  * counted). */

@@ -848,12 +848,19 @@ static bool parse_notify(struct span value, unsigned *notify_out)
 	return true;
 }
 
-/* original-recipient-address = addr-type ";" xtext; addr-type = atom
- * (RFC 3461 4.2), at most 500 characters as sent. */
+/*
+ * original-recipient-address = addr-type ";" xtext; addr-type = atom
+ * (RFC 3461 4.2), at most 500 characters as sent. Only the address types
+ * whose syntax we can check and later put in a DSN's Original-Recipient
+ * field are taken: "rfc822" (printable US-ASCII, RFC 3461 4.2) and, in a
+ * transaction with SMTPUTF8, "utf-8" (RFC 6533 3, whose utf-8-addr-unitext
+ * carries UTF-8 as is). Anything else is refused as a bad value.
+ */
 static bool parse_orcpt(struct span value, bool allow_utf8, struct smtp_rcpt_args *out)
 {
 	struct span type, address;
 	size_t len;
+	bool is_utf8_type;
 
 	if (value.len > SMTP_ORCPT_MAX || !span_split_first(value, ';', &type, &address) ||
 	    type.len == 0 || address.len == 0)
@@ -861,11 +868,14 @@ static bool parse_orcpt(struct span value, bool allow_utf8, struct smtp_rcpt_arg
 	for (size_t i = 0; i < type.len; i++)
 		if (!is_atext((unsigned char) type.ptr[i]))
 			return false;
+	is_utf8_type = span_eq_cstr_nocase(type, "utf-8");
+	if (!span_eq_cstr_nocase(type, "rfc822") && !(is_utf8_type && allow_utf8))
+		return false;
 	if (!span_copy_cstr(type, out->orcpt_type, sizeof(out->orcpt_type)))
 		return false;
-	return xtext_decode(address, allow_utf8, out->orcpt_address, sizeof(out->orcpt_address),
+	return xtext_decode(address, is_utf8_type, out->orcpt_address, sizeof(out->orcpt_address),
 			    &len) &&
-	       is_printable_text(span_make(out->orcpt_address, len), allow_utf8);
+	       is_printable_text(span_make(out->orcpt_address, len), is_utf8_type);
 }
 
 static enum smtp_args_result parse_rcpt(struct span args, bool allow_utf8,

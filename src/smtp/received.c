@@ -62,6 +62,18 @@ size_t smtp_received_format(const struct smtp_received *r, char *out, size_t out
 		sanitize(r->recipient, clean, sizeof(clean));
 		snprintf(recipient, sizeof(recipient), "\r\n\tfor <%s>", clean);
 	}
+	if (r->local_user != NULL) {
+		char user[128];
+
+		sanitize(r->local_user, user, sizeof(user));
+		n = snprintf(out, out_cap,
+			     "Received: from %s (local user %s)\r\n"
+			     "\tby %s (postgate) with %s id %s%s;\r\n"
+			     "\t%s\r\n",
+			     helo, user, r->hostname, smtp_received_protocol(r), r->queue_id,
+			     recipient, date);
+		return n < 0 || (size_t) n >= out_cap ? 0 : (size_t) n;
+	}
 	n = snprintf(out, out_cap,
 		     "Received: from %s ([%s%s])\r\n"
 		     "\tby %s (postgate) with %s id %s%s;\r\n"

@@ -19,6 +19,7 @@ struct smtp_received {
 	const char *queue_id;
 	const char *recipient; /* the one recipient, or NULL: never list several */
 	bool is_esmtp, is_tls, is_authenticated, is_utf8;
+	const char *local_user; /* local submission: shown instead of the client IP */
 	time_t when;
 };
 

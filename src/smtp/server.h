@@ -67,6 +67,12 @@ struct smtp_session_params {
 	/* CRAM-MD5: the listener's cram_md5 = yes, and every account has the
 	 * secret (the daemon checks at start and reload). */
 	bool is_cram_md5_offered;
+	/* Local submission (`postgate sendmail` on submit.sock): the peer's user
+	 * name, from its uid. The session is authenticated as "local:<name>"
+	 * from the start: it may relay, and it is not bound to a sender (the
+	 * envelope and the Received header name the user). NULL: a network
+	 * client. */
+	const char *local_user;
 };
 
 struct smtp_session;

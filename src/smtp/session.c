@@ -352,6 +352,7 @@ static void job_free(struct smtp_job *job)
 	if (job->has_envelope)
 		queue_envelope_clear(&job->envelope);
 	free(job->expansion);
+	free(job->recipient.orcpt);
 	free(job);
 }
 
@@ -403,6 +404,8 @@ static void abort_message(struct smtp_session *s)
 
 static void free_transaction_arrays(struct smtp_session *s)
 {
+	for (size_t i = 0; s->tx.recipients != NULL && i < s->tx.recipient_count; i++)
+		free(s->tx.recipients[i].orcpt);
 	free(s->tx.recipients);
 	free(s->tx.targets);
 	free(s->tx.target_recipient);
@@ -506,6 +509,7 @@ static void rcpt_done(struct smtp_session *s, struct smtp_job *job)
 	if (s->is_authenticated && !smtp_session_rate_take(s, 0, 1))
 		return;
 	tx->recipients[tx->recipient_count] = job->recipient;
+	job->recipient.orcpt = NULL; /* the transaction owns it now */
 	for (size_t i = 0; i < job->expansion->count; i++) {
 		bool is_duplicate = false;
 
@@ -537,6 +541,7 @@ static void add_received(struct smtp_session *s)
 		.is_tls = s->is_tls,
 		.is_authenticated = s->is_authenticated,
 		.is_utf8 = s->tx.mail.is_smtputf8,
+		.local_user = s->is_local ? s->auth_user + strlen("local:") : NULL,
 		.when = time(NULL),
 	};
 	size_t len = smtp_received_format(&r, header, sizeof(header));
@@ -825,6 +830,15 @@ void smtp_session_check_sender(struct smtp_session *s)
 	}
 }
 
+/* The parser's NOTIFY bits as the envelope spells them (RFC 3461 4.1). */
+static unsigned notify_from_rcpt(unsigned notify)
+{
+	return (notify & SMTP_NOTIFY_NEVER ? QUEUE_NOTIFY_NEVER : 0) |
+	       (notify & SMTP_NOTIFY_SUCCESS ? QUEUE_NOTIFY_SUCCESS : 0) |
+	       (notify & SMTP_NOTIFY_FAILURE ? QUEUE_NOTIFY_FAILURE : 0) |
+	       (notify & SMTP_NOTIFY_DELAY ? QUEUE_NOTIFY_DELAY : 0);
+}
+
 void smtp_session_lookup_rcpt(struct smtp_session *s, const struct smtp_rcpt_args *rcpt,
 			      const char *address)
 {
@@ -841,7 +855,18 @@ void smtp_session_lookup_rcpt(struct smtp_session *s, const struct smtp_rcpt_arg
 	snprintf(job->address, sizeof(job->address), "%s", address);
 	snprintf(job->recipient.address, sizeof(job->recipient.address), "%s",
 		 rcpt->forward_path.address);
-	job->recipient.notify = rcpt->notify;
+	job->recipient.notify = notify_from_rcpt(rcpt->notify);
+	if (rcpt->has_orcpt) {
+		size_t len = strlen(rcpt->orcpt_type) + 1 + strlen(rcpt->orcpt_address) + 1;
+
+		job->recipient.orcpt = malloc(len);
+		if (job->recipient.orcpt == NULL) {
+			job_free(job);
+			smtp_session_reply(s, REPLY(451, "4.3.0", "Temporary failure, try again"));
+			return;
+		}
+		snprintf(job->recipient.orcpt, len, "%s;%s", rcpt->orcpt_type, rcpt->orcpt_address);
+	}
 	if (!job_submit(s, job)) {
 		job_free(job);
 		smtp_session_reply(s, REPLY(451, "4.3.0", "Temporary failure, try again"));
@@ -899,6 +924,12 @@ static int build_envelope(struct smtp_session *s, struct queue_envelope *env, st
 	env->is_smtputf8 = tx->mail.is_smtputf8;
 	env->body_type =
 		tx->mail.body == SMTP_BODY_8BITMIME ? QUEUE_BODY_8BITMIME : QUEUE_BODY_7BIT;
+	env->ret = tx->mail.ret == SMTP_RET_FULL   ? QUEUE_RET_FULL
+		   : tx->mail.ret == SMTP_RET_HDRS ? QUEUE_RET_HDRS
+						   : QUEUE_RET_NONE;
+	if (tx->mail.has_envid &&
+	    queue_envelope_string_set(&env->envid, span_from_cstr(tx->mail.envid), err) < 0)
+		return -1;
 	if (queue_envelope_string_set(&env->reverse_path,
 				      span_from_cstr(tx->mail.reverse_path.is_null
 							     ? ""
@@ -918,6 +949,9 @@ static int build_envelope(struct smtp_session *s, struct queue_envelope *env, st
 						 err) < 0)
 			return -1;
 		qr->notify = r->notify;
+		if (r->orcpt != NULL &&
+		    queue_envelope_string_set(&qr->orcpt, span_from_cstr(r->orcpt), err) < 0)
+			return -1;
 		if (strcasecmp(r->address, tx->targets[i].address) != 0 &&
 		    queue_envelope_string_set(&qr->alias, span_from_cstr(r->address), err) < 0)
 			return -1;
@@ -1494,6 +1528,11 @@ struct smtp_session *smtp_session_start(struct smtp_server *server, struct buffe
 	s->is_plaintext_auth_allowed = params->is_plaintext_auth_allowed;
 	s->is_cram_md5_offered = params->is_cram_md5_offered;
 	s->start_tls = params->start_tls;
+	if (params->local_user != NULL) {
+		s->is_local = true;
+		s->is_authenticated = true;
+		snprintf(s->auth_user, sizeof(s->auth_user), "local:%s", params->local_user);
+	}
 	set_callbacks(s);
 	/* Implicit TLS: the greeting waits for the handshake, which tells
 	 * which of our names the client asked for. */

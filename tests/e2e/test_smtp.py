@@ -22,7 +22,7 @@ from conftest import (HOSTNAME, SmtpRaw, assert_enhanced, assert_serves, mailbox
 ALICE, BOB, CAROL = "alice@example.test", "bob@example.test", "carol@example.test"
 SENDER = "sender@remote.example"
 EHLO_KEYWORDS = ["PIPELINING", "SIZE 52428800", "8BITMIME", "ENHANCEDSTATUSCODES",
-                 "SMTPUTF8", "CHUNKING"]
+                 "SMTPUTF8", "CHUNKING", "DSN"]
 
 
 def queued_log(inst, qid):
@@ -274,7 +274,7 @@ def test_recipient_refusals(mail_server):
         s.expect("RCPT TO:<dave@example.test>", 550, "5.2.1")
         s.expect("RCPT TO:<\"quoted local\"@example.test>", 550, "5.1.1")
         s.expect("RCPT TO:<no-domain>", 501)
-        s.expect("RCPT TO:<alice@example.test> NOTIFY=NEVER", 555, "5.5.4")
+        s.expect("RCPT TO:<alice@example.test> NOTIFY=NEVER,SUCCESS", 501, "5.5.4")
         s.expect("RCPT TO:<alice@example.test> FROB=1", 555, "5.5.4")
         s.expect("DATA", 554, "5.5.1")
     log = inst.log()
@@ -290,8 +290,8 @@ def test_mail_parameters(mail_server):
     with smtp_session(inst) as s:
         for params, code in [("SIZE=52428800", 250), ("SIZE=52428801", 552),
                              ("BODY=7BIT", 250), ("BODY=8BITMIME", 250),
-                             ("BODY=BINARYMIME", 555), ("RET=FULL", 555),
-                             ("ENVID=x", 555), ("FROB=1", 555), ("SIZE=x", 501),
+                             ("BODY=BINARYMIME", 555), ("RET=FULL", 250),
+                             ("ENVID=x", 250), ("FROB=1", 555), ("SIZE=x", 501),
                              ("AUTH=<>", 250)]:
             r = s.cmd(f"MAIL FROM:<{SENDER}> {params}")
             assert r.code == code, (params, r)
@@ -311,6 +311,10 @@ def test_helo_session_uses_smtp_and_refuses_parameters(mail_server):
     inst = start_mail(mail_server)
     with smtp_session(inst, helo="oldclient", ehlo=False) as s:
         s.expect(f"MAIL FROM:<{SENDER}> SIZE=10", 555, "5.5.4")
+        s.expect(f"MAIL FROM:<{SENDER}> RET=HDRS", 555, "5.5.4")
+        s.expect(f"MAIL FROM:<{SENDER}>", 250)
+        s.expect(f"RCPT TO:<{ALICE}> NOTIFY=NEVER", 555, "5.5.4")
+        s.expect("RSET", 250)
         qid = queued_id(send_data(s, SENDER, [ALICE], b"Subject: old\r\n\r\nplain\r\n"))
     [msg] = wait_delivered(inst, ALICE, 1)
     d = parse_delivered(msg)

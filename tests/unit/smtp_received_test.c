@@ -62,6 +62,36 @@ static void test_format(void **state)
 				 "\tSun, 29 Nov 2026 05:06:42 +0000\r\n");
 }
 
+static void test_local_submission(void **state)
+{
+	char out[SMTP_RECEIVED_MAX];
+	struct smtp_received r = {
+		.helo = "localhost",
+		.client_ip = "local",
+		.hostname = "mail.example.test",
+		.queue_id = "1k1cd15f7b1hg",
+		.is_esmtp = true,
+		.is_authenticated = true,
+		.local_user = "www-data",
+		.when = 1795928802,
+	};
+
+	size_t len;
+
+	(void) state;
+	len = smtp_received_format(&r, out, sizeof(out));
+	assert_int_equal(len, strlen(out));
+	assert_string_equal(out,
+			    "Received: from localhost (local user www-data)\r\n"
+			    "\tby mail.example.test (postgate) with ESMTPA id 1k1cd15f7b1hg;\r\n"
+			    "\tSun, 29 Nov 2026 05:06:42 +0000\r\n");
+	/* A user name cannot end the comment or the line either. */
+	r.local_user = "x)\r\nX-Injected: yes";
+	assert_true(smtp_received_format(&r, out, sizeof(out)) > 0);
+	assert_null(strstr(out, "\r\nX-Injected"));
+	assert_non_null(strstr(out, "(local user x???X-Injected:?yes)"));
+}
+
 static void test_hostile_helo_and_ipv6(void **state)
 {
 	char out[SMTP_RECEIVED_MAX];
@@ -98,6 +128,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_protocol_words),
 		cmocka_unit_test(test_format),
+		cmocka_unit_test(test_local_submission),
 		cmocka_unit_test(test_hostile_helo_and_ipv6),
 	};
 
