@@ -161,12 +161,15 @@ class Scripted:
     LINE_MAX = 4096
 
     def __init__(self, host, port, extensions=("PIPELINING", "8BITMIME"), ehlo_reply=None,
-                 hold_data=False, drop_at_dot=False, name="scripted.test", counter=None):
+                 hold_data=False, drop_at_dot=False, name="scripted.test", counter=None,
+                 greeting=None):
         self.host, self.port = host, port
         self.extensions = list(extensions)
         self.ehlo_reply = ehlo_reply
         self.drop_at_dot = drop_at_dot
         self.name = name
+        self.greeting = greeting   # e.g. "554 5.3.2 no service": said, then closed
+        self.held = 0              # bodies received whose reply is held
         self.lock = threading.Lock()
         self.counter = counter if counter is not None else ConnectionCounter()
         self.greetings = []        # "EHLO x" / "HELO x" lines, in order
@@ -221,6 +224,9 @@ class Scripted:
             writer.write(line.encode() + b"\r\n")
             await writer.drain()
 
+        if self.greeting:
+            await say(self.greeting)
+            return
         await say(f"220 {self.name} ESMTP scripted")
         mail_from, rcpts, mail_params, rcpt_params = None, [], [], []
         while True:
@@ -274,7 +280,17 @@ class Scripted:
                         break
                     body += chunk[1:] if chunk.startswith(b".") else chunk
                     assert len(body) < 1 << 22
-                await self._gate.wait()
+                with self.lock:
+                    self.held += 1
+                # RFC 5321 4.1.1.4: a client gone before our reply has not
+                # handed the message over; a real server would not deliver.
+                gone = asyncio.ensure_future(reader.read(1))
+                gate = asyncio.ensure_future(self._gate.wait())
+                await asyncio.wait([gone, gate], return_when=asyncio.FIRST_COMPLETED)
+                gate.cancel()
+                if gone.done():
+                    return
+                gone.cancel()
                 if self.drop_at_dot:
                     with self.lock:
                         self.dropped += 1
@@ -326,12 +342,13 @@ def make_ca(workdir: Path, name="Test CA"):
     return cert, key
 
 
-def make_cert(workdir: Path, ca, dns_name):
-    """A server certificate for dns_name signed by ca: an ssl server context."""
+def make_cert(workdir: Path, ca, dns_name, san=None):
+    """A server certificate for dns_name (subjectAltName san, default
+    DNS:dns_name) signed by ca: an ssl server context."""
     stem = workdir / f"srv-{dns_name}"
     key, csr, cert = Path(f"{stem}.key"), Path(f"{stem}.csr"), Path(f"{stem}.pem")
     ext = Path(f"{stem}.ext")
-    ext.write_text(f"subjectAltName=DNS:{dns_name}\n")
+    ext.write_text(f"subjectAltName={san or 'DNS:' + dns_name}\n")
     subprocess.run(["openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes",
                     "-subj", f"/CN={dns_name}", "-keyout", str(key), "-out", str(csr)],
                    check=True, capture_output=True, timeout=60)

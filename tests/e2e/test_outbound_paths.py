@@ -10,6 +10,7 @@ is deferred to a dead route, the daemon is stopped, its ID.env is rewritten
 (docs/spool.md format) and ID.state removed, and the restarted daemon picks it
 up from deferred/ at once."""
 import re
+import signal
 import smtplib
 import socket
 
@@ -360,7 +361,8 @@ def test_global_connection_limit_across_destinations(mail_server, dns, port, rem
 
 def test_tls_verify_and_require(mail_server, dns, port, remotes, workdir):
     """tls=verify with outbound_ca_file: a certificate from the test CA for
-    the host's name is delivered over TLS; one from another CA, or for
+    the host's name (or, for a route to an IP address, for that address) is
+    delivered over TLS; one from another CA, or for
     another name, is deferred and never sent in plaintext (the servers would
     take plaintext); tls=require to a server without STARTTLS is deferred."""
     ca, other_ca = make_ca(workdir, "Test CA"), make_ca(workdir, "Other CA")
@@ -371,16 +373,22 @@ def test_tls_verify_and_require(mail_server, dns, port, remotes, workdir):
                               tls=make_cert(workdir, other_ca, "mx.wrongca.test")))
     bad_name = remotes(Remote("127.0.0.4", port, tls=make_cert(workdir, ca, "other.test")))
     plain = remotes(Remote("127.0.0.5", port))
+    by_ip = remotes(Remote("127.0.0.6", port,
+                           tls=make_cert(workdir, ca, "127.0.0.6", san="IP:127.0.0.6")))
     inst = mail_server
     add_routes(inst, {"good.test": f"mx.good.test:{port} tls=verify",
                       "wrongca.test": f"mx.wrongca.test:{port} tls=verify",
                       "badname.test": f"mx.badname.test:{port} tls=verify",
-                      "plain.test": f"mx.plain.test:{port} tls=require"})
+                      "plain.test": f"mx.plain.test:{port} tls=require",
+                      "ip.test": f"127.0.0.6:{port} tls=verify"})
     start(inst, d.server, port, outbound_ca_file=str(ca[0]))
-    submit(inst, ["a@good.test", "b@wrongca.test", "c@badname.test", "d@plain.test"],
-           subject="tls modes")
+    submit(inst, ["a@good.test", "b@wrongca.test", "c@badname.test", "d@plain.test",
+                  "e@ip.test"], subject="tls modes")
     [got] = wait_for(lambda: good.messages, timeout=20, what="the message at mx.good.test")
     assert got.tls and got.rcpt_tos == ["a@good.test"]
+    # A route to an IP address: the certificate must name that address.
+    [got] = wait_for(lambda: by_ip.messages, timeout=20, what="the message at 127.0.0.6")
+    assert got.tls and got.rcpt_tos == ["e@ip.test"]
     qid = qid_of(inst, "b@wrongca.test", "deferred")
     for rcpt in ("b@wrongca.test", "c@badname.test", "d@plain.test"):
         inst.wait_log(rf"qid={qid} delivery to={re.escape(rcpt)} via=smtp result=deferred "
@@ -507,4 +515,61 @@ def test_connection_lost_before_the_dot_reply_is_not_a_delivery(mail_server, dns
     [got] = wait_for(lambda: remote.messages, timeout=20, what="the retried message")
     assert got.rcpt_tos == ["ok@s.test"]
     inst.wait_log(r"delivery to=ok@s.test via=smtp result=delivered")
+    assert mailbox(inst, ALICE) == []
+
+
+# --- 9. every MX before deferring; a crash in the middle of a delivery ---------
+
+
+def test_every_mx_is_tried_in_order_before_deferring(mail_server, dns, port, remotes):
+    """Three MX hosts: the first greets with 554, the second refuses the
+    connection, the third takes the message. When the third is gone too,
+    all three are tried again and the message is deferred with the last
+    host's failure (451 4.4.1), never bounced."""
+    d = dns(["mx-host=three.test,mx1.three.test,10", "mx-host=three.test,mx2.three.test,20",
+             "mx-host=three.test,mx3.three.test,30",
+             "host-record=mx1.three.test,127.0.0.2", "host-record=mx2.three.test,127.0.0.3",
+             "host-record=mx3.three.test,127.0.0.4"])
+    refuser = remotes(Scripted("127.0.0.2", port, greeting="554 5.3.2 no service here"))
+    third = remotes(Scripted("127.0.0.4", port))
+    inst = start(mail_server, d.server, port)
+    submit(inst, ["a@three.test"], subject="three mx")
+    [got] = wait_for(lambda: third.messages, timeout=20, what="the message at mx3")
+    assert got.rcpt_tos == ["a@three.test"]
+    assert refuser.counter.total == 1
+    inst.wait_log(r"host=mx1.three.test failed reason=\"554 5.3.2")
+    inst.wait_log(r"host=mx2.three.test failed reason=\"Connection refused")
+    third.stop()
+    submit(inst, ["b@three.test"], subject="all down")
+    inst.wait_log(r"delivery to=b@three.test via=smtp result=deferred .*"
+                  r"detail=\"451 4\.4\.1 mx3.three.test: Connection refused", timeout=20)
+    assert refuser.counter.total == 2
+    qid = qid_of(inst, "b@three.test", "deferred")
+    inst.wait_log(rf"qid={qid} queue deferred attempts=2", timeout=20)
+    assert refuser.counter.total == 3
+    assert mailbox(inst, ALICE) == []
+
+
+def test_kill_during_a_delivery_loses_nothing_and_repeats_no_local_delivery(
+        mail_server, dns, port, remotes):
+    """SIGKILL while the remote holds its reply to the final dot (carol's
+    local copy already in her Maildir, not yet recorded): after the restart
+    the remote recipient gets the message once and carol keeps one copy."""
+    d = dns([])
+    remote = remotes(Scripted("127.0.0.2", port, hold_data=True))
+    inst = mail_server
+    base_routes(inst, port)
+    start(inst, d.server, port)
+    submit(inst, ["ok@s.test", "carol@example.test"], subject="crash")
+    wait_for(lambda: remote.held == 1, timeout=20, what="the body at the remote")
+    wait_delivered(inst, "carol@example.test", 1)
+    inst.stop(signal.SIGKILL)
+    remote.release()
+    inst.start()
+    [got] = wait_for(lambda: remote.messages, timeout=20, what="the message after the restart")
+    assert got.rcpt_tos == ["ok@s.test"]
+    qid = qid_of(inst, "ok@s.test", "delivered")
+    inst.wait_log(rf"qid={qid} queue removed reason=done")
+    assert len(remote.messages) == 1 and remote.held == 2
+    assert len(mailbox(inst, "carol@example.test")) == 1
     assert mailbox(inst, ALICE) == []
