@@ -573,3 +573,23 @@ def test_kill_during_a_delivery_loses_nothing_and_repeats_no_local_delivery(
     assert len(remote.messages) == 1 and remote.held == 2
     assert len(mailbox(inst, "carol@example.test")) == 1
     assert mailbox(inst, ALICE) == []
+
+
+def test_no_bounce_to_the_null_sender(mail_server, dns, port, remotes):
+    """A message from <> (a bounce) refused by the remote fails without a DSN
+    (RFC 5321 4.5.5; RFC 3461 6.2)."""
+    d = dns([])
+    remote = remotes(Scripted("127.0.0.2", port))
+    inst = mail_server
+    base_routes(inst, port)
+    start(inst, d.server, port)
+    # Submission refuses <> (553 5.7.1): a spooled envelope gets it instead.
+    def null_sender(text):
+        text = with_recipients("rcpt reject@s.test")(text)
+        return re.sub(r"^reverse-path .*$", "reverse-path", text, flags=re.M)
+    qid = inject(inst, null_sender)
+    inst.wait_log(rf"qid={qid} delivery to=reject@s.test via=smtp result=failed", timeout=20)
+    inst.wait_log(rf"qid={qid} queue removed reason=done")
+    assert not log_after(inst, qid, "dsn")
+    assert remote.mail_lines[0].startswith("MAIL FROM:<>")
+    assert mailbox(inst, ALICE) == []
