@@ -48,22 +48,35 @@ class Dns:
     "host-record=mx1.remote.test,127.0.0.2"."""
 
     def __init__(self, workdir: Path, records):
+        # The free port may be taken before dnsmasq binds it (tests run side
+        # by side): choose again a few times.
+        for attempt in range(5):
+            if self._start(workdir, records, attempt):
+                return
+        raise AssertionError("dnsmasq did not start:\n" + self.log_path.read_text())
+
+    def _start(self, workdir, records, attempt):
         self.port = free_udp_port()
-        self.conf = workdir / "dnsmasq.conf"
+        self.conf = workdir / f"dnsmasq-{attempt}.conf"
         lines = ["no-resolv", "no-hosts", "local=/test/", "bind-interfaces",
                  "listen-address=127.0.0.1", f"port={self.port}", "user=root",
                  "pid-file=", "log-queries"] + list(records)
         self.conf.write_text("\n".join(lines) + "\n")
-        self.log_path = workdir / "dnsmasq.log"
+        self.log_path = workdir / f"dnsmasq-{attempt}.log"
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([DNSMASQ, "--no-daemon", f"--conf-file={self.conf}"],
                                      stdout=self._log, stderr=self._log,
                                      stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while b"started" not in self.log_path.read_bytes():
-            assert self.proc.poll() is None, self.log_path.read_text()
+            if self.proc.poll() is not None:
+                self._log.close()
+                if b"Address already in use" in self.log_path.read_bytes():
+                    return False
+                raise AssertionError(self.log_path.read_text())
             assert time.monotonic() < deadline, "dnsmasq did not start"
             time.sleep(0.02)
+        return True
 
     @property
     def server(self):
@@ -291,6 +304,10 @@ class Scripted:
                 if gone.done():
                     return
                 gone.cancel()
+                try:
+                    await gone  # the read must be over before the next one
+                except asyncio.CancelledError:
+                    pass
                 if self.drop_at_dot:
                     with self.lock:
                         self.dropped += 1
