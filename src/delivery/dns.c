@@ -220,6 +220,27 @@ void delivery_mx_order(struct delivery_mx *mx, size_t count, delivery_random_fn 
 	}
 }
 
+bool delivery_mx_keep(struct delivery_mx *mx, size_t *count, unsigned preference, const char *name)
+{
+	size_t len = strlen(name), slot = *count;
+
+	if (len == 0 || len >= sizeof(mx->name) || strcmp(name, ".") == 0)
+		return false;
+	if (*count == DELIVERY_MX_MAX) {
+		slot = 0;
+		for (size_t i = 1; i < *count; i++)
+			if (mx[i].preference > mx[slot].preference)
+				slot = i;
+		if (mx[slot].preference <= preference)
+			return false;
+	} else {
+		(*count)++;
+	}
+	mx[slot].preference = preference;
+	snprintf(mx[slot].name, sizeof(mx[slot].name), "%s", name);
+	return true;
+}
+
 static uint32_t system_random(void *ctx)
 {
 	uint32_t r = 0;
@@ -369,18 +390,12 @@ static void on_mx(void *arg, int status, int timeouts, unsigned char *abuf, int 
 		lookup_free(l);
 		return;
 	}
+	/* Every record is looked at (the answer is bounded by its packet), the
+	 * DELIVERY_MX_MAX most preferred kept; a null MX among others is
+	 * ignored. */
 	l->mx_count = 0;
-	for (struct ares_mx_reply *r = records; r != NULL && l->mx_count < DELIVERY_MX_MAX;
-	     r = r->next) {
-		struct delivery_mx *mx = &l->mx[l->mx_count];
-		size_t len = strlen(r->host);
-
-		if (len == 0 || len >= sizeof(mx->name) || strcmp(r->host, ".") == 0)
-			continue; /* a null MX among others is ignored */
-		mx->preference = r->priority;
-		snprintf(mx->name, sizeof(mx->name), "%s", r->host);
-		l->mx_count++;
-	}
+	for (struct ares_mx_reply *r = records; r != NULL; r = r->next)
+		delivery_mx_keep(l->mx, &l->mx_count, r->priority, r->host);
 	ares_free_data(records);
 	if (l->mx_count == 0) {
 		l->fn(l->ctx, DELIVERY_DNS_TEMPFAIL, &l->hosts, "MX records name no host");

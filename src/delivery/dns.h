@@ -15,6 +15,7 @@
 #ifndef POSTGATE_DELIVERY_DNS_H
 #define POSTGATE_DELIVERY_DNS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -73,6 +74,13 @@ struct delivery_mx {
 	unsigned preference;
 	char name[DELIVERY_HOST_NAME_MAX];
 };
+
+/* Offer one MX record to mx[0..*count) (room for DELIVERY_MX_MAX): kept
+ * while there is room; when full, it replaces the kept record of the highest
+ * preference if its own is lower, so that the DELIVERY_MX_MAX most
+ * preferred exchanges are kept whatever order the answer lists them in. An
+ * empty name, "." or a name too long is never kept. Returns whether it was. */
+bool delivery_mx_keep(struct delivery_mx *mx, size_t *count, unsigned preference, const char *name);
 
 /* A source of random numbers: tests pass a fixed sequence. */
 typedef uint32_t delivery_random_fn(void *ctx);

@@ -202,13 +202,15 @@ static void on_resolved(void *ctx, enum delivery_dns_status status,
 	}
 }
 
-static void connection_start(struct delivery_outbound *ob, struct destination *d)
+/* False when memory ran out: the jobs wait for the next pump (a connection
+ * ending or a new job), and this one must not spin on them. */
+static bool connection_start(struct delivery_outbound *ob, struct destination *d)
 {
 	struct connection *conn = calloc(1, sizeof(*conn));
 	int rc;
 
 	if (conn == NULL)
-		return; /* the jobs wait; the next pump tries again */
+		return false;
 	conn->outbound = ob;
 	conn->destination = d;
 	conn->current = destination_pop(d);
@@ -228,6 +230,7 @@ static void connection_start(struct delivery_outbound *ob, struct destination *d
 		conn->current = NULL;
 		connection_end(conn);
 	}
+	return true;
 }
 
 /* Start connections while limits allow. Runs from its own event so that no
@@ -246,8 +249,7 @@ static void on_pump(evutil_socket_t fd, short events, void *arg)
 				continue;
 			if (ob->active >= ob->config->max_outbound_connections)
 				break;
-			connection_start(ob, d);
-			started = true;
+			started = connection_start(ob, d);
 			break; /* the list may have changed */
 		}
 	}

@@ -209,8 +209,16 @@ static void connection_lost(struct delivery_smtp *c, const char *why)
 
 	log_info("delivery smtp host=%s lost reason=\"%s\"", host_name(c), why);
 	if (c->message != NULL) {
+		struct delivery_message *m = c->message;
+
 		snprintf(text, sizeof(text), "421 4.4.2 %s: %s", host_name(c), why);
-		message_fail_all(c->message, 421, text);
+		/* A RCPT the server accepted is not a delivery: only the reply to
+		 * the final dot is (RFC 5321 4.1.1.4). The transaction never ended,
+		 * so those recipients are deferred too; refusals (4xx, 5xx) stand. */
+		for (size_t i = 0; i < m->recipient_count; i++)
+			if (m->recipients[i].code / 100 == 2)
+				m->recipients[i].code = 0;
+		message_fail_all(m, 421, text);
 		message_finish(c);
 	}
 	session_end(c);

@@ -249,10 +249,17 @@ static void load_run(void *arg)
 		a->result = result == DELIVERY_DONE	  ? ATTEMPT_DELIVERED
 			    : result == DELIVERY_PERMFAIL ? ATTEMPT_FAILED
 							  : ATTEMPT_DEFERRED;
-		if (result == DELIVERY_PERMFAIL) {
+		/* Every outcome reads as an SMTP reply, as a remote one does: the
+		 * DSN's Status comes from its enhanced code (RFC 3463: 2.0.0
+		 * delivered; 4.3.0/5.2.0 a mail system or mailbox trouble). */
+		{
 			char detail[DELIVERY_DETAIL_MAX];
 
-			snprintf(detail, sizeof(detail), "550 5.2.0 %.200s", a->reply);
+			snprintf(detail, sizeof(detail), "%s %.200s",
+				 result == DELIVERY_DONE       ? "250 2.0.0 delivered as"
+				 : result == DELIVERY_PERMFAIL ? "550 5.2.0"
+							       : "451 4.3.0",
+				 a->reply);
 			snprintf(a->reply, sizeof(a->reply), "%s", detail);
 		}
 	}
@@ -307,6 +314,10 @@ static int enqueue_dsn(struct queue_job *job, struct error *err)
 	char *original = NULL, *text = NULL, boundary[64];
 	size_t text_len = 0;
 	bool has_failed = false;
+	/* Decided once for the attempt: the one delay DSN lists every recipient
+	 * deferred now, not only the first (is_delay_warned is set below). */
+	bool is_delay_due = config->delay_warning_ms > 0 && !job->state.is_delay_warned &&
+			    job->now >= env->received_at + config->delay_warning_ms / 1000;
 	uint32_t r = 0;
 	int rc = -1;
 
@@ -327,9 +338,7 @@ static int enqueue_dsn(struct queue_job *job, struct error *err)
 			action = QUEUE_DSN_RELAYED;
 		else if (a->result == ATTEMPT_DELIVERED && !a->is_remote)
 			action = QUEUE_DSN_DELIVERED;
-		else if (a->result == ATTEMPT_DEFERRED && config->delay_warning_ms > 0 &&
-			 !job->state.is_delay_warned &&
-			 job->now >= env->received_at + config->delay_warning_ms / 1000)
+		else if (a->result == ATTEMPT_DEFERRED && is_delay_due)
 			action = QUEUE_DSN_DELAYED;
 		else
 			continue;

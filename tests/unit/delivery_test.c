@@ -165,6 +165,60 @@ static void test_mx_shuffle_spreads(void **state)
 	assert_true(seen_a_first && seen_b_first);
 }
 
+static const struct mx_keep_case {
+	const char *name;
+	unsigned preference;
+	const char *host;
+	bool want_kept;
+} mx_keep_cases[] = {
+	/* 10 records of preference 50..59 fill the list first. */
+	{ "empty name", 1, "", false },
+	{ "null MX among others", 0, ".", false },
+	{ "worse than every kept one", 60, "late-worse", false },
+	{ "as bad as the worst kept", 59, "late-equal", false },
+	{ "better, listed last", 5, "late-best", true },
+	{ "better again", 49, "late-good", true },
+};
+
+/* An answer with more exchanges than DELIVERY_MX_MAX keeps the most
+ * preferred, wherever they are listed. */
+static void test_mx_keep(void **state)
+{
+	struct delivery_mx mx[DELIVERY_MX_MAX];
+	size_t count = 0;
+	char name[16], too_long[DELIVERY_HOST_NAME_MAX + 1];
+	unsigned highest = 0;
+	bool has_best = false;
+
+	(void) state;
+	for (unsigned i = 0; i < DELIVERY_MX_MAX; i++) {
+		snprintf(name, sizeof(name), "mx%u", i);
+		assert_true(delivery_mx_keep(mx, &count, 50 + i, name));
+	}
+	assert_int_equal(count, DELIVERY_MX_MAX);
+	memset(too_long, 'a', sizeof(too_long) - 1);
+	too_long[sizeof(too_long) - 1] = '\0';
+	assert_false(delivery_mx_keep(mx, &count, 1, too_long));
+	for (size_t i = 0; i < ARRAY_LEN(mx_keep_cases); i++) {
+		const struct mx_keep_case *c = &mx_keep_cases[i];
+
+		print_message("case: %s\n", c->name);
+		assert_int_equal(delivery_mx_keep(mx, &count, c->preference, c->host),
+				 c->want_kept);
+		assert_int_equal(count, DELIVERY_MX_MAX);
+	}
+	for (size_t i = 0; i < count; i++) {
+		highest = mx[i].preference > highest ? mx[i].preference : highest;
+		has_best |= strcmp(mx[i].name, "late-best") == 0;
+	}
+	/* 59 and 58 made room for 5 and 49. */
+	assert_int_equal(highest, 57);
+	assert_true(has_best);
+	count = 0;
+	assert_false(delivery_mx_keep(mx, &count, 1, "."));
+	assert_int_equal(count, 0);
+}
+
 static void test_xtext(void **state)
 {
 	char out[32];
@@ -314,6 +368,7 @@ int main(void)
 		cmocka_unit_test(test_ehlo_parse),
 		cmocka_unit_test(test_mx_order),
 		cmocka_unit_test(test_mx_shuffle_spreads),
+		cmocka_unit_test(test_mx_keep),
 		cmocka_unit_test(test_xtext),
 		cmocka_unit_test(test_backoff),
 		cmocka_unit_test(test_dsn_wanted),
