@@ -339,6 +339,7 @@ run_idle() { # SERVER PORT SELECTORS...
 	out=$("$idle" -n "$idle_n" --hold 5 --timeout 8 --max-pending 2500 "$@" 127.0.0.1 "$port" || true)
 	echo "$out" >>"$work/log-d-$server"
 	record d "$server" "$(echo "$out" | field rss_kib)"
+	record d-pss "$server" "$(echo "$out" | field pss_kib)"
 	record d-served "$server" "$(echo "$out" | field served)"
 }
 
@@ -428,7 +429,8 @@ fi
 want b && row "(b) STARTTLS+AUTH, new connection per msg, 20 conc, $count_b msgs" "msg/s" "$(median b postgate)" "$(median b postfix)" 1
 want c && row "(c) STARTTLS+AUTH, 10 msgs per connection, 20 conc, $count_c msgs" "msg/s" "$(median c postgate)" "$(median c postfix)" 1
 if want d; then
-	row "(d) $idle_n idle sessions: server RSS (KiB)" "" "$(median d postgate)" "$(median d postfix)" 0
+	row "(d) $idle_n idle sessions: server RSS, all processes (KiB)" "" "$(median d postgate)" "$(median d postfix)" 0
+	row "(d) $idle_n idle sessions: server PSS, all processes (KiB)" "" "$(median d-pss postgate)" "$(median d-pss postfix)" 0
 	row "(d) $idle_n idle sessions: sessions served" "" "$(median d-served postgate)" "$(median d-served postfix)" 1
 fi
 if want e; then
