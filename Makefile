@@ -1,11 +1,12 @@
 # Thin wrapper around Meson + Ninja. The two commands a newcomer needs:
 #   make demo    install what is missing, build, run a demo server on loopback
 #   make check   install what is missing, build, run every test
+#   make bench   build the load tools in bench/ (see docs/performance.md)
 PREFIX ?= /usr/local
 DESTDIR ?=
 BUILD ?= build
 
-.PHONY: all build deps check demo install install-sendmail clean format
+.PHONY: all build bench deps check demo install install-sendmail clean format
 
 all: build
 
@@ -17,6 +18,10 @@ $(BUILD)/build.ninja:
 
 build: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
+
+# The load tools of bench/ (docs/performance.md); never part of `make check`.
+bench: $(BUILD)/build.ninja
+	ninja -C $(BUILD) bench/smtpload bench/idle bench/pop3load bench/fsync
 
 check: deps
 	@bash scripts/check.sh
