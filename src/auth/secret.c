@@ -339,3 +339,11 @@ bool auth_secret_is_cram_md5(const char *secret)
 			return false;
 	return secret[64] == '\0';
 }
+
+bool auth_secret_is_plain(const char *secret)
+{
+	static const char scheme[] = "{PLAIN}";
+
+	return secret != NULL && strncasecmp(secret, scheme, sizeof(scheme) - 1) == 0 &&
+	       secret[sizeof(scheme) - 1] != '\0';
+}

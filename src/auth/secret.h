@@ -66,6 +66,10 @@ int auth_secret_parse_scram(const char *secret, unsigned *iterations_out, unsign
  * 0044). */
 bool auth_secret_is_cram_md5(const char *secret);
 
+/* Whether secret is a {PLAIN} secret (the password itself, for APOP):
+ * the scheme (any case) and at least one octet. */
+bool auth_secret_is_plain(const char *secret);
+
 /*
  * RFC 5802 3 key derivation with SHA-256 (RFC 7677): SaltedPassword =
  * PBKDF2-HMAC-SHA-256(password, salt, iterations), ClientKey = HMAC(

@@ -476,6 +476,14 @@ static void secret_job(void *arg)
 	if (!u.is_enabled) {
 		t->is_decoy = true;
 		t->reason = REASON_DISABLED;
+	} else if (t->secret_kind == AUTH_SECRET_PLAIN) {
+		if (auth_secret_is_plain(u.secret_plain)) {
+			memcpy(t->secret, u.secret_plain, sizeof(t->secret));
+			memcpy(t->canonical, u.address, sizeof(t->canonical));
+		} else {
+			t->is_decoy = true;
+			t->reason = REASON_NO_SECRET;
+		}
 	} else if (t->secret_kind == AUTH_SECRET_CRAM_MD5) {
 		if (auth_secret_is_cram_md5(u.secret_cram_md5)) {
 			memcpy(t->secret, u.secret_cram_md5, sizeof(t->secret));
@@ -543,6 +551,15 @@ static void decoy_make(const struct auth_service *svc, struct auth_ticket *t)
 	/* The name the mechanism carries on with, as for a real user. */
 	snprintf(t->canonical, sizeof(t->canonical), "%s", t->is_malformed ? t->username : t->user);
 	sodium_memzero(keys, sizeof(keys));
+	if (t->secret_kind == AUTH_SECRET_PLAIN) {
+		/* A random "password" nobody knows. */
+		unsigned char noise[24];
+		char hex[2 * sizeof(noise) + 1];
+
+		randombytes_buf(noise, sizeof(noise));
+		sodium_bin2hex(hex, sizeof(hex), noise, sizeof(noise));
+		snprintf(t->secret, sizeof(t->secret), "{PLAIN}%s", hex);
+	}
 	if (t->secret_kind == AUTH_SECRET_CRAM_MD5) {
 		/* Random key-schedule states: no password leads to them. */
 		unsigned char states[32];
@@ -804,13 +821,15 @@ struct cram_walk {
 	auth_account_fn *each;
 	void *ctx;
 	size_t missing;
+	bool is_plain; /* the {PLAIN} secret, else {CRAM-MD5} */
 };
 
 static int cram_walk_one(void *ctx, const struct store_user *user)
 {
 	struct cram_walk *walk = ctx;
 
-	if (auth_secret_is_cram_md5(user->secret_cram_md5))
+	if (walk->is_plain ? auth_secret_is_plain(user->secret_plain)
+			   : auth_secret_is_cram_md5(user->secret_cram_md5))
 		return 0;
 	walk->missing++;
 	return walk->each != NULL ? walk->each(walk->ctx, user->address) : 0;
@@ -819,7 +838,17 @@ static int cram_walk_one(void *ctx, const struct store_user *user)
 int auth_cram_md5_missing(struct store *store, auth_account_fn *each, void *ctx,
 			  size_t *missing_out, struct error *err)
 {
-	struct cram_walk walk = { each, ctx, 0 };
+	struct cram_walk walk = { each, ctx, 0, false };
+	int rc = store_user_list(store, NULL, cram_walk_one, &walk, err);
+
+	*missing_out = walk.missing;
+	return rc < 0 ? -1 : 0;
+}
+
+int auth_plain_missing(struct store *store, auth_account_fn *each, void *ctx, size_t *missing_out,
+		       struct error *err)
+{
+	struct cram_walk walk = { each, ctx, 0, true };
 	int rc = store_user_list(store, NULL, cram_walk_one, &walk, err);
 
 	*missing_out = walk.missing;

@@ -48,6 +48,7 @@ enum auth_result {
 enum auth_secret_kind {
 	AUTH_SECRET_SCRAM_SHA_256, /* "{SCRAM-SHA-256}iterations,salt,StoredKey,ServerKey" */
 	AUTH_SECRET_CRAM_MD5,	   /* "{CRAM-MD5}<64 hex>" (password-equivalent) */
+	AUTH_SECRET_PLAIN,	   /* "{PLAIN}<password>", for POP3 APOP */
 };
 
 /* A monotonic clock in milliseconds, for throttle windows and cache expiry. */
@@ -182,5 +183,8 @@ typedef int auth_account_fn(void *ctx, const char *address);
  */
 int auth_cram_md5_missing(struct store *store, auth_account_fn *each, void *ctx,
 			  size_t *missing_out, struct error *err);
+/* The same for the {PLAIN} secret APOP needs. */
+int auth_plain_missing(struct store *store, auth_account_fn *each, void *ctx, size_t *missing_out,
+		       struct error *err);
 
 #endif

@@ -91,6 +91,35 @@ static void check_names(struct cli *cli, struct store *store)
 	cli->store = NULL;
 }
 
+static int report_no_plain(void *ctx, const char *address)
+{
+	(void) ctx;
+	fprintf(stderr, "postgate: apop:   %s\n", address);
+	return 0;
+}
+
+/* The accounts that keep APOP from being offered. */
+static void check_apop(struct store *store)
+{
+	struct error problem;
+	size_t missing = 0;
+
+	error_clear(&problem);
+	fprintf(stderr, "postgate: apop: accounts without the {PLAIN} secret APOP needs:\n");
+	if (auth_plain_missing(store, report_no_plain, NULL, &missing, &problem) < 0) {
+		report("apop", &problem);
+		return;
+	}
+	if (missing == 0) {
+		fprintf(stderr, "postgate: apop:   none: APOP is offered\n");
+		return;
+	}
+	fprintf(stderr,
+		"postgate: apop: warning: %zu account%s without it: APOP is not offered until "
+		"each has one (postgate user passwd ADDRESS, then reload)\n",
+		missing, missing == 1 ? "" : "s");
+}
+
 static int do_check(struct cli *cli, const struct cli_args *args, struct error *err)
 {
 	const struct config *config = cli->config;
@@ -135,6 +164,8 @@ static int do_check(struct cli *cli, const struct cli_args *args, struct error *
 	} else {
 		if (config_cram_md5_wanted(config))
 			check_cram_md5(store);
+		if (config_apop_wanted(config))
+			check_apop(store);
 		if (!tls_problem)
 			check_names(cli, store);
 	}

@@ -22,6 +22,7 @@ struct user_secrets {
 	char argon2id[AUTH_SECRET_MAX];
 	char scram[AUTH_SECRET_MAX];
 	char cram_md5[SASL_CRAM_MD5_SECRET_MAX]; /* "" unless CRAM-MD5 is wanted */
+	char plain[AUTH_SECRET_MAX];		 /* "{PLAIN}..." for APOP, else "" */
 };
 
 static int read_secrets(const struct cli *cli, const struct cli_args *args, const char *address,
@@ -43,6 +44,15 @@ static int read_secrets(const struct cli *cli, const struct cli_args *args, cons
 	if (rc == 0 && config_cram_md5_wanted(cli->config))
 		rc = sasl_cram_md5_secret_make(password, password_len, secrets_out->cram_md5,
 					       sizeof(secrets_out->cram_md5), err);
+	secrets_out->plain[0] = '\0';
+	if (rc == 0 && config_apop_wanted(cli->config)) {
+		/* APOP needs the password itself (decision 0100). */
+		if (password_len + 8 > sizeof(secrets_out->plain))
+			rc = error_set(err, ERROR_DATA, "the password is too long for APOP");
+		else
+			snprintf(secrets_out->plain, sizeof(secrets_out->plain), "{PLAIN}%.*s",
+				 (int) password_len, password);
+	}
 	sodium_memzero(password, sizeof(password));
 	return rc;
 }
@@ -100,6 +110,7 @@ static int do_add(struct cli *cli, const struct cli_args *args, struct error *er
 	snprintf(user.secret_argon2id, sizeof(user.secret_argon2id), "%s", secrets.argon2id);
 	snprintf(user.secret_scram, sizeof(user.secret_scram), "%s", secrets.scram);
 	snprintf(user.secret_cram_md5, sizeof(user.secret_cram_md5), "%s", secrets.cram_md5);
+	snprintf(user.secret_plain, sizeof(user.secret_plain), "%s", secrets.plain);
 	user.is_enabled = true;
 	user.is_held = false;
 	rc = store_user_add(cli->store, &user, err);
@@ -126,10 +137,10 @@ static int do_passwd(struct cli *cli, const struct cli_args *args, struct error 
 		sodium_memzero(&secrets, sizeof(secrets));
 		return -1;
 	}
-	/* Without CRAM-MD5 wanted, "" removes a password-equivalent secret
-	 * left from when it was. */
+	/* Without CRAM-MD5 (APOP) wanted, "" removes a password-equivalent
+	 * secret left from when it was. */
 	rc = store_user_set_secrets(cli->store, user.address, secrets.argon2id, secrets.scram,
-				    secrets.cram_md5, err);
+				    secrets.cram_md5, secrets.plain, err);
 	sodium_memzero(&secrets, sizeof(secrets));
 	if (rc < 0)
 		return -1;
@@ -217,13 +228,13 @@ static bool secret_scheme(const char *secret, char *out, size_t out_cap)
 
 struct user_schemes {
 	size_t count;
-	char names[3][64];
+	char names[4][64];
 };
 
 static void user_schemes_get(const struct store_user *user, struct user_schemes *schemes_out)
 {
 	const char *const secrets[] = { user->secret_argon2id, user->secret_scram,
-					user->secret_cram_md5 };
+					user->secret_cram_md5, user->secret_plain };
 
 	schemes_out->count = 0;
 	for (size_t i = 0; i < ARRAY_LEN(secrets); i++)

@@ -106,6 +106,7 @@ static const struct config_key config_keys[] = {
 	LISTENER(plaintext_auth, CONFIG_TYPE_BOOL,     "no"),
 	LISTENER(detect_implicit_tls, CONFIG_TYPE_BOOL, "no"),
 	LISTENER(cram_md5,      CONFIG_TYPE_BOOL,      "no"),
+	LISTENER(apop,          CONFIG_TYPE_BOOL,      "no"),
 	TOP(dns_servers,        CONFIG_TYPE_SERVERS,   ""),
 	TOP_RANGE(smtp_port,    CONFIG_TYPE_COUNT,     "25", 1, 65535),
 	TOP(outbound_tls,       CONFIG_TYPE_OUTBOUND_TLS, "opportunistic"),
@@ -165,6 +166,14 @@ static bool parse_outbound_tls(struct span s, enum config_outbound_tls *tls_out)
 const char *config_listener_name(enum config_listener_kind kind)
 {
 	return listener_names[kind];
+}
+
+bool config_apop_wanted(const struct config *config)
+{
+	for (int kind = 0; kind < CONFIG_LISTENER_KIND_COUNT; kind++)
+		if (config->listeners[kind].is_enabled && config->listeners[kind].apop)
+			return true;
+	return false;
 }
 
 bool config_cram_md5_wanted(const struct config *config)
@@ -879,6 +888,11 @@ static int check_listeners(const struct loader *loader, struct error *err)
 			return error_set(err, ERROR_CONFIG,
 					 "%s:%u: [listener %s] plaintext_auth = yes needs "
 					 "tls_profile = legacy",
+					 loader->listener_file[kind], loader->listener_line[kind],
+					 listener_names[kind]);
+		if (l->apop && kind != CONFIG_LISTENER_POP3 && kind != CONFIG_LISTENER_POP3S)
+			return error_set(err, ERROR_CONFIG,
+					 "%s:%u: [listener %s] apop applies to POP3 listeners only",
 					 loader->listener_file[kind], loader->listener_line[kind],
 					 listener_names[kind]);
 		if (l->cram_md5 && kind == CONFIG_LISTENER_HTTP)

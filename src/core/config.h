@@ -61,6 +61,7 @@ struct config_listener {
 	bool plaintext_auth;	  /* PLAIN/LOGIN without TLS; only with the legacy profile */
 	bool detect_implicit_tls; /* submission: a ClientHello first means implicit TLS */
 	bool cram_md5;		  /* offer CRAM-MD5 (once every account has its secret) */
+	bool apop;		  /* POP3: offer APOP (once every account has its secret) */
 };
 
 /* How the SMTP client treats TLS towards a destination (docs/delivery.md). */
@@ -179,6 +180,9 @@ void config_print(const struct config *config, FILE *out);
  * add/passwd` store the CRAM-MD5 secret (password-equivalent), else they
  * remove it. */
 bool config_cram_md5_wanted(const struct config *config);
+/* Whether any enabled listener has apop = yes: then `postgate user
+ * add/passwd` store the {PLAIN} secret APOP needs, else they remove it. */
+bool config_apop_wanted(const struct config *config);
 
 /* "mx", "submission", ... as used in section headers and logs. */
 const char *config_listener_name(enum config_listener_kind kind);

@@ -112,6 +112,7 @@ struct daemon {
 	/* Every account has a CRAM-MD5 secret (checked at start and reload):
 	 * listeners with cram_md5 = yes may offer it. */
 	bool is_cram_md5_ready;
+	bool is_apop_ready; /* every account has the {PLAIN} secret APOP needs */
 	unsigned char sasl_mock_key[SASL_MOCK_KEY_LEN]; /* SCRAM salts for unknown users */
 	/* One TLS context per profile in use (NULL otherwise), loaded as root. */
 	struct tls_context *tls[2];		     /* [CONFIG_TLS_PROFILE_MODERN], [..._LEGACY] */

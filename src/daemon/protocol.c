@@ -320,6 +320,7 @@ static void pop3_start(struct daemon_session *session)
 		.is_tls = kind == CONFIG_LISTENER_POP3S,
 		.is_plaintext_auth_allowed = listener->plaintext_auth,
 		.is_cram_md5_offered = listener->cram_md5 && session->daemon->is_cram_md5_ready,
+		.is_apop_offered = listener->apop && session->daemon->is_apop_ready,
 	};
 
 	snprintf(ip, sizeof(ip), "%s", session->client);

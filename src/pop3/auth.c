@@ -11,8 +11,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <openssl/evp.h>
 #include <sodium.h>
 
+#include "auth/secret.h"
 #include "core/log.h"
 #include "tls/upgrade.h"
 
@@ -378,6 +380,89 @@ struct pop3_reply pop3_auth_pass(struct pop3_session *s, struct span password)
 	s->is_auth_waiting = true;
 	s->auth_ticket = auth_check_password(s->server->auth, &req, password.ptr, password.len,
 					     on_password_checked, s);
+	if (s->auth_ticket == 0)
+		return temporary(s);
+	return POP3_LATER;
+}
+
+/* RFC 1939 7: the digest is MD5(timestamp + password) in lower-case hex. */
+static bool apop_digest_matches(const char *timestamp, const char *secret, const char *digest)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int md_len = 0;
+	char hex[2 * EVP_MAX_MD_SIZE + 1];
+	const char *password = secret + 7; /* after "{PLAIN}" */
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	bool is_match = false;
+
+	if (ctx != NULL && EVP_DigestInit_ex(ctx, EVP_md5(), NULL) == 1 &&
+	    EVP_DigestUpdate(ctx, timestamp, strlen(timestamp)) == 1 &&
+	    EVP_DigestUpdate(ctx, password, strlen(password)) == 1 &&
+	    EVP_DigestFinal_ex(ctx, md, &md_len) == 1 && md_len == 16) {
+		sodium_bin2hex(hex, sizeof(hex), md, md_len);
+		is_match = sodium_memcmp(hex, digest, 32) == 0;
+	}
+	EVP_MD_CTX_free(ctx);
+	sodium_memzero(md, sizeof(md));
+	sodium_memzero(hex, sizeof(hex));
+	return is_match;
+}
+
+static void on_apop_secret(void *ctx, enum auth_result result, const char *secret,
+			   const char *canonical_user)
+{
+	struct pop3_session *s = ctx;
+	bool is_match;
+
+	(void) canonical_user;
+	s->is_auth_waiting = false;
+	if (result != AUTH_OK) {
+		s->auth_ticket = 0;
+		resume(s, result == AUTH_FAILED ? failed(s) : temporary(s));
+		return;
+	}
+	/* The verdict goes back to the service, which knows a decoy. */
+	is_match = auth_secret_is_plain(secret) &&
+		   apop_digest_matches(s->apop_timestamp, secret, s->apop_digest);
+	sodium_memzero(s->apop_digest, sizeof(s->apop_digest));
+	s->is_auth_waiting = true;
+	s->auth_ticket = auth_report(s->server->auth, s->auth_ticket, is_match, on_reported, s);
+	if (s->auth_ticket == 0) {
+		s->is_auth_waiting = false;
+		resume(s, temporary(s));
+	}
+}
+
+struct pop3_reply pop3_auth_apop(struct pop3_session *s, struct span name, struct span digest)
+{
+	struct auth_request req;
+
+	s->has_user = false;
+	if (s->apop_timestamp[0] == '\0')
+		return POP3_BAD("APOP is not offered here");
+	if (digest.len != 32)
+		return POP3_BAD("Syntax: APOP name digest (32 hex digits)");
+	for (size_t i = 0; i < digest.len; i++)
+		if (!((digest.ptr[i] >= '0' && digest.ptr[i] <= '9') ||
+		      (digest.ptr[i] >= 'a' && digest.ptr[i] <= 'f') ||
+		      (digest.ptr[i] >= 'A' && digest.ptr[i] <= 'F')))
+			return POP3_BAD("Syntax: APOP name digest (32 hex digits)");
+	if (name.len == 0 || !span_copy_cstr(name, s->user, sizeof(s->user)))
+		return POP3_BAD("Syntax: APOP name digest");
+	if (s->server->auth == NULL)
+		return temporary(s);
+	for (size_t i = 0; i < digest.len; i++) {
+		char c = digest.ptr[i];
+
+		s->apop_digest[i] = (char) (c >= 'A' && c <= 'F' ? c + ('a' - 'A') : c);
+	}
+	s->apop_digest[32] = '\0';
+	s->login_mechanism = "APOP";
+	s->sasl_mechanism = SASL_MECHANISM_PLAIN; /* not SCRAM: the verdict ends it */
+	req = request(s, s->user);
+	s->is_auth_waiting = true;
+	s->auth_ticket =
+		auth_fetch_secret(s->server->auth, &req, AUTH_SECRET_PLAIN, on_apop_secret, s);
 	if (s->auth_ticket == 0)
 		return temporary(s);
 	return POP3_LATER;

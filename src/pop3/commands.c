@@ -42,6 +42,7 @@ static struct pop3_reply do_dele(struct pop3_session *s, const struct pop3_comma
 static struct pop3_reply do_noop(struct pop3_session *s, const struct pop3_command *c);
 static struct pop3_reply do_rset(struct pop3_session *s, const struct pop3_command *c);
 static struct pop3_reply do_uidl(struct pop3_session *s, const struct pop3_command *c);
+static struct pop3_reply do_apop(struct pop3_session *s, const struct pop3_command *c);
 
 // clang-format off
 static const struct pop3_command_row pop3_commands[] = {
@@ -51,6 +52,7 @@ static const struct pop3_command_row pop3_commands[] = {
 	{ "USER",   AUTHORIZATION,  1, 1, false, do_user,  "Syntax: USER name" },
 	{ "PASS",   AUTHORIZATION,  0, 0, true,  do_pass,  "Syntax: PASS password" },
 	{ "AUTH",   AUTHORIZATION,  0, 2, false, do_auth,  "Syntax: AUTH mechanism [initial-response]" },
+	{ "APOP",   AUTHORIZATION,  2, 2, false, do_apop,  "Syntax: APOP name digest" },
 	{ "QUIT",   ANY_STATE,      0, 0, false, do_quit,  "Syntax: QUIT" },
 	{ "STAT",   TRANSACTION,    0, 0, false, do_stat,  "Syntax: STAT" },
 	{ "LIST",   TRANSACTION,    0, 1, false, do_list,  "Syntax: LIST [msg]" },
@@ -177,6 +179,11 @@ static struct pop3_reply do_pass(struct pop3_session *s, const struct pop3_comma
 static struct pop3_reply do_auth(struct pop3_session *s, const struct pop3_command *c)
 {
 	return pop3_auth_start(s, c);
+}
+
+static struct pop3_reply do_apop(struct pop3_session *s, const struct pop3_command *c)
+{
+	return pop3_auth_apop(s, c->args[0], c->args[1]);
 }
 
 static struct pop3_reply do_quit(struct pop3_session *s, const struct pop3_command *c)

@@ -63,6 +63,8 @@ struct pop3_reply {
 
 struct pop3_job;
 
+#define POP3_APOP_TIMESTAMP_MAX 320 /* "<", 40 digits, "@", a host name, ">" */
+
 struct pop3_session {
 	struct pop3_server *server;
 	struct bufferevent *bev; /* NULL once the daemon stopped us */
@@ -79,13 +81,17 @@ struct pop3_session {
 	bool is_stls_offered;
 	bool is_plaintext_auth_allowed;
 	bool is_cram_md5_offered; /* the listener's cram_md5, every account ready */
-	bool is_upgrading;	  /* +OK to STLS written: upgrade once it is flushed */
-	bool is_handshake_done;	  /* the TLS handshake completed (when is_tls) */
-	bool is_quitting;	  /* reply written; close once flushed */
-	bool is_stopped;	  /* the daemon ended the session */
-	bool is_draining;	  /* shutting down */
-	bool is_eof;		  /* the client half-closed: serve what it sent, then close */
-	struct pop3_job *job;	  /* the worker job out, if any */
+	/* APOP (RFC 1939 7): offered when the greeting carried this timestamp
+	 * ("<pid.random@hostname>"); "" when not offered. */
+	char apop_timestamp[POP3_APOP_TIMESTAMP_MAX];
+	char apop_digest[33];	/* the client's, while its secret is fetched */
+	bool is_upgrading;	/* +OK to STLS written: upgrade once it is flushed */
+	bool is_handshake_done; /* the TLS handshake completed (when is_tls) */
+	bool is_quitting;	/* reply written; close once flushed */
+	bool is_stopped;	/* the daemon ended the session */
+	bool is_draining;	/* shutting down */
+	bool is_eof;		/* the client half-closed: serve what it sent, then close */
+	struct pop3_job *job;	/* the worker job out, if any */
 
 	/* Logins (auth.c) */
 	char user[SASL_USERNAME_MAX + 1]; /* USER's argument, until PASS */
@@ -131,6 +137,8 @@ void pop3_auth_mechanisms(const struct pop3_session *s, char *out, size_t cap);
 bool pop3_auth_is_plaintext_ok(const struct pop3_session *s);
 struct pop3_reply pop3_auth_user(struct pop3_session *s, struct span name);
 struct pop3_reply pop3_auth_pass(struct pop3_session *s, struct span password);
+/* APOP name digest (RFC 1939 7), where the greeting offered it. */
+struct pop3_reply pop3_auth_apop(struct pop3_session *s, struct span name, struct span digest);
 struct pop3_reply pop3_auth_start(struct pop3_session *s, const struct pop3_command *command);
 struct pop3_reply pop3_auth_response(struct pop3_session *s, struct span line);
 void pop3_auth_end(struct pop3_session *s); /* frees the exchange, cancels a call out */

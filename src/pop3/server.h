@@ -51,6 +51,9 @@ struct pop3_session_params {
 	/* CRAM-MD5: the listener's cram_md5 = yes, and every account has the
 	 * secret (the daemon checks at start and reload). */
 	bool is_cram_md5_offered;
+	/* APOP: the listener's apop = yes, and every account has the {PLAIN}
+	 * secret (decision 0100). */
+	bool is_apop_offered;
 };
 
 struct pop3_session;

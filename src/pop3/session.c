@@ -790,9 +790,22 @@ struct pop3_session *pop3_session_start(struct pop3_server *server, struct buffe
 	s->is_plaintext_auth_allowed = params->is_plaintext_auth_allowed;
 	s->is_cram_md5_offered = params->is_cram_md5_offered;
 	set_callbacks(s);
-	/* No APOP timestamp: APOP is not offered (docs/decisions/0100). */
-	snprintf(s->reply_text, sizeof(s->reply_text), "%s POP3 server ready",
-		 server->config->hostname);
+	if (params->is_apop_offered) {
+		/* RFC 1939 7: a timestamp unique to this greeting; the random
+		 * part makes it unguessable, so a recorded digest is no use. */
+		unsigned char noise[8];
+		char hex[2 * sizeof(noise) + 1];
+
+		randombytes_buf(noise, sizeof(noise));
+		sodium_bin2hex(hex, sizeof(hex), noise, sizeof(noise));
+		snprintf(s->apop_timestamp, sizeof(s->apop_timestamp), "<%ld.%s@%s>",
+			 (long) getpid(), hex, server->config->hostname);
+		snprintf(s->reply_text, sizeof(s->reply_text), "%s POP3 server ready %s",
+			 server->config->hostname, s->apop_timestamp);
+	} else {
+		snprintf(s->reply_text, sizeof(s->reply_text), "%s POP3 server ready",
+			 server->config->hostname);
+	}
 	write_reply(s, POP3_OK(s->reply_text));
 	return s;
 }

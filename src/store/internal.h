@@ -49,8 +49,8 @@ struct store_backend {
 			 struct error *err);
 	/* NULL leaves a secret as it is. */
 	int (*user_set_secrets)(void *impl, const char *address, const char *secret_argon2id,
-				const char *secret_scram, const char *secret_cram_md5, int64_t now,
-				struct error *err);
+				const char *secret_scram, const char *secret_cram_md5,
+				const char *secret_plain, int64_t now, struct error *err);
 	int (*user_set_flag)(void *impl, const char *address, enum store_user_flag flag, bool value,
 			     int64_t now, struct error *err);
 	/* is_user: a user's limits, else a domain's (name). */

@@ -208,11 +208,13 @@ int store_user_add(struct store *store, const struct store_user *user, struct er
 		goto out;
 	if (check_secret(user->secret_argon2id, "argon2id secret", err) < 0 ||
 	    check_secret(user->secret_scram, "SCRAM secret", err) < 0 ||
-	    check_secret(user->secret_cram_md5, "CRAM-MD5 secret", err) < 0)
+	    check_secret(user->secret_cram_md5, "CRAM-MD5 secret", err) < 0 ||
+	    check_secret(user->secret_plain, "PLAIN secret", err) < 0)
 		goto out;
 	memcpy(u->secret_argon2id, user->secret_argon2id, sizeof(u->secret_argon2id));
 	memcpy(u->secret_scram, user->secret_scram, sizeof(u->secret_scram));
 	memcpy(u->secret_cram_md5, user->secret_cram_md5, sizeof(u->secret_cram_md5));
+	memcpy(u->secret_plain, user->secret_plain, sizeof(u->secret_plain));
 	u->is_enabled = user->is_enabled;
 	u->is_held = user->is_held;
 	rc = store->backend->user_add(store->impl, u, now_seconds(), err);
@@ -254,7 +256,8 @@ int store_user_list(struct store *store, const char *domain, store_user_fn *each
 }
 
 int store_user_set_secrets(struct store *store, const char *address, const char *secret_argon2id,
-			   const char *secret_scram, const char *secret_cram_md5, struct error *err)
+			   const char *secret_scram, const char *secret_cram_md5,
+			   const char *secret_plain, struct error *err)
 {
 	char normalized[ADDRESS_MAX + 1];
 
@@ -262,10 +265,12 @@ int store_user_set_secrets(struct store *store, const char *address, const char 
 		return -1;
 	if (check_secret(secret_argon2id, "argon2id secret", err) < 0 ||
 	    check_secret(secret_scram, "SCRAM secret", err) < 0 ||
-	    check_secret(secret_cram_md5, "CRAM-MD5 secret", err) < 0)
+	    check_secret(secret_cram_md5, "CRAM-MD5 secret", err) < 0 ||
+	    check_secret(secret_plain, "PLAIN secret", err) < 0)
 		return -1;
 	return store->backend->user_set_secrets(store->impl, normalized, secret_argon2id,
-						secret_scram, secret_cram_md5, now_seconds(), err);
+						secret_scram, secret_cram_md5, secret_plain,
+						now_seconds(), err);
 }
 
 static int check_limits(const struct store_limits *limits, struct error *err)

@@ -60,6 +60,9 @@ struct store_user {
 	/* "{CRAM-MD5}<64 hex>", password-equivalent: "" unless the
 	 * administrator offers CRAM-MD5 (docs/auth.md). */
 	char secret_cram_md5[STORE_SECRET_MAX];
+	/* "{PLAIN}<password>", the password itself: "" unless a POP3 listener
+	 * offers APOP (decision 0100). */
+	char secret_plain[STORE_SECRET_MAX];
 	bool is_enabled;
 	bool is_held; /* sending hold: may still log in to POP3 */
 	struct store_limits limits;
@@ -129,7 +132,7 @@ int store_user_list(struct store *store, const char *domain, store_user_fn *each
 /* NULL leaves a secret as it is; "" removes it. */
 int store_user_set_secrets(struct store *store, const char *address, const char *secret_argon2id,
 			   const char *secret_scram, const char *secret_cram_md5,
-			   struct error *err);
+			   const char *secret_plain, struct error *err);
 int store_user_set_enabled(struct store *store, const char *address, bool is_enabled,
 			   struct error *err);
 int store_user_set_held(struct store *store, const char *address, bool is_held, struct error *err);

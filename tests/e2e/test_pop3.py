@@ -543,3 +543,45 @@ def test_curl_pop3s_and_pop3_with_stls(mail_server, tmp_path):
     assert re.search(r"auth ok listener=pop3s client=127\.0\.0\.1 mech=PLAIN ", log)
     assert re.search(r"auth ok listener=pop3s client=127\.0\.0\.1 mech=LOGIN ", log)
     assert_clean_stop(inst)
+
+
+def test_apop_only_where_enabled_and_every_account_is_ready(mail_server):
+    """APOP (RFC 1939 7) with Python's poplib: off by default (no timestamp,
+    the command refused); with apop = yes and every account's {PLAIN}
+    secret, the greeting offers it and the same password works."""
+    inst = mail_server
+    set_listener_key(inst, "pop3", "apop", "yes")
+    inst.start()
+    # The accounts predate the switch: not offered yet.
+    inst.wait_log(r"warning auth apop offered=no accounts_without_secret=4 ")
+    p = poplib.POP3("127.0.0.1", inst.port("pop3"), timeout=10)
+    assert b"<" not in p.getwelcome()
+    with pytest.raises(poplib.error_proto) as e:
+        p._shortcmd(f"APOP {BOB} {'0' * 32}")
+    assert b"APOP is not offered here" in e.value.args[0]
+    p.quit()
+    check = inst.cli("config", "check")
+    assert f"postgate: apop:   {BOB}\n" in check.stderr
+    for user in ("alice@example.test", BOB, "carol@example.test", "dave@example.test"):
+        inst.cli("user", "passwd", user, "--password-stdin", input=DEMO_PASSWORD + "\n")
+    assert "PLAIN" in inst.cli("user", "show", BOB).stdout
+    inst.proc.send_signal(signal.SIGHUP)
+    inst.wait_log(r"info auth apop offered=yes")
+    p = poplib.POP3("127.0.0.1", inst.port("pop3"), timeout=10)
+    assert re.search(rb"<\d+\.[0-9a-f]{16}@[^<>]+>$", p.getwelcome()), p.getwelcome()
+    with pytest.raises(poplib.error_proto) as e:
+        p.apop(BOB, "wrong horse")
+    assert e.value.args[0].startswith(b"-ERR [AUTH] ")
+    p.quit()
+    p = poplib.POP3("127.0.0.1", inst.port("pop3"), timeout=10)
+    assert p.apop(BOB, DEMO_PASSWORD).startswith(b"+OK")
+    assert p.stat()[0] >= 0
+    p.quit()
+    # Not on pop3s, which did not ask for it.
+    p = poplib.POP3_SSL("127.0.0.1", inst.port("pop3s"), timeout=10, context=tls_context())
+    assert b"<" not in p.getwelcome()
+    p.quit()
+    inst.wait_log(r"auth failed listener=pop3 client=127\.0\.0\.1 mech=APOP "
+                  r"user=bob@example\.test reason=bad-password")
+    inst.wait_log(r"auth ok listener=pop3 client=127\.0\.0\.1 mech=APOP user=bob@example\.test")
+    assert_clean_stop(inst)

@@ -23,7 +23,7 @@
 #include "core/span.h"
 #include "store/store.h"
 
-#define CURRENT_SCHEMA_VERSION 4 /* update with a new migration step, and test the path */
+#define CURRENT_SCHEMA_VERSION 5 /* update with a new migration step, and test the path */
 
 struct tmp {
 	char dir[64];
@@ -290,7 +290,7 @@ static void test_migration_from_v1(void **state)
 	/* Version 3: the CRAM-MD5 secret, empty for the users there were. */
 	assert_string_equal(u.secret_cram_md5, "");
 	assert_int_equal(store_user_set_secrets(tmp->store, "alice@example.org", NULL, NULL,
-						"{CRAM-MD5}c", &err),
+						"{CRAM-MD5}c", NULL, &err),
 			 0);
 	assert_int_equal(store_user_get(tmp->store, "alice@example.org", &u, &err), 0);
 	assert_string_equal(u.secret_cram_md5, "{CRAM-MD5}c");
@@ -313,7 +313,7 @@ static void test_newer_version_refused(void **state)
 	store_close(store);
 	sql_exec(tmp->db, "PRAGMA user_version = 99;");
 	assert_error(store_open(tmp->db, false, &store, &err), &err, ERROR_IO,
-		     "schema version 99 is newer than this postgate knows (4)");
+		     "schema version 99 is newer than this postgate knows (5)");
 	assert_null(store);
 }
 
@@ -645,30 +645,30 @@ static void test_user_get_and_change(void **state)
 
 	print_message("case: set secrets\n");
 	assert_int_equal(store_user_set_secrets(tmp->store, "alice@example.org", "{ARGON2ID}new",
-						NULL, "{CRAM-MD5}m", &err),
+						NULL, "{CRAM-MD5}m", NULL, &err),
 			 0);
 	assert_int_equal(store_user_get(tmp->store, "alice@example.org", &got, &err), 0);
 	assert_string_equal(got.secret_argon2id, "{ARGON2ID}new");
 	assert_string_equal(got.secret_scram, "{SCRAM-SHA-256}4096,s,k,k");
 	assert_string_equal(got.secret_cram_md5, "{CRAM-MD5}m");
 	assert_int_equal(
-		store_user_set_secrets(tmp->store, "alice@example.org", NULL, "", NULL, &err), 0);
+		store_user_set_secrets(tmp->store, "alice@example.org", NULL, "", NULL, NULL, &err), 0);
 	assert_int_equal(store_user_get(tmp->store, "alice@example.org", &got, &err), 0);
 	assert_string_equal(got.secret_argon2id, "{ARGON2ID}new");
 	assert_string_equal(got.secret_scram, "");
 	assert_string_equal(got.secret_cram_md5, "{CRAM-MD5}m");
 	assert_int_equal(
-		store_user_set_secrets(tmp->store, "alice@example.org", NULL, NULL, "", &err), 0);
+		store_user_set_secrets(tmp->store, "alice@example.org", NULL, NULL, "", NULL, &err), 0);
 	assert_int_equal(store_user_get(tmp->store, "alice@example.org", &got, &err), 0);
 	assert_string_equal(got.secret_cram_md5, "");
 	assert_error(store_user_set_secrets(tmp->store, "alice@example.org", "plaintext", NULL,
-					    NULL, &err),
+					    NULL, NULL, &err),
 		     &err, ERROR_DATA, "argon2id secret has no {SCHEME} prefix");
 	assert_error(store_user_set_secrets(tmp->store, "alice@example.org", NULL, NULL, "0123abcd",
-					    &err),
+					    NULL, &err),
 		     &err, ERROR_DATA, "CRAM-MD5 secret has no {SCHEME} prefix");
 	assert_error(store_user_set_secrets(tmp->store, "nobody@example.org", "{ARGON2ID}x", NULL,
-					    NULL, &err),
+					    NULL, NULL, &err),
 		     &err, ERROR_NOT_FOUND, "user nobody@example.org does not exist");
 
 	print_message("case: sending limits\n");

@@ -94,6 +94,10 @@ static const char *const migration_steps[] = {
 	"CHECK (recipients_per_hour >= 0);"
 	"ALTER TABLE domains ADD COLUMN recipients_per_day INTEGER CHECK (recipients_per_day >= "
 	"0);",
+
+	/* 5: the {PLAIN} secret APOP needs (the password itself), stored only
+	 * while a POP3 listener offers APOP (decision 0100). */
+	"ALTER TABLE users ADD COLUMN secret_plain TEXT NOT NULL DEFAULT '';",
 };
 
 #define SCHEMA_VERSION ((int) (sizeof(migration_steps) / sizeof(migration_steps[0])))

@@ -63,11 +63,12 @@ enum stmt_id {
 	STMT_COUNT,
 };
 
-#define USER_COLUMNS                                                                    \
-	"users.address, users.secret_argon2id, users.secret_scram, users.is_enabled, "  \
-	"users.is_held, users.created, users.changed, users.secret_cram_md5, "          \
-	"coalesce(users.messages_per_hour, -1), coalesce(users.messages_per_day, -1), " \
-	"coalesce(users.recipients_per_hour, -1), coalesce(users.recipients_per_day, -1)"
+#define USER_COLUMNS                                                                        \
+	"users.address, users.secret_argon2id, users.secret_scram, users.is_enabled, "      \
+	"users.is_held, users.created, users.changed, users.secret_cram_md5, "              \
+	"coalesce(users.messages_per_hour, -1), coalesce(users.messages_per_day, -1), "     \
+	"coalesce(users.recipients_per_hour, -1), coalesce(users.recipients_per_day, -1), " \
+	"users.secret_plain"
 #define DOMAIN_COLUMNS                                                                    \
 	"name, smtp_name, pop3_name, created, changed, coalesce(messages_per_hour, -1), " \
 	"coalesce(messages_per_day, -1), coalesce(recipients_per_hour, -1), "             \
@@ -99,8 +100,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	[STMT_USER_ID] = "SELECT id FROM users WHERE address = ?1",
 	[STMT_USER_INSERT] =
 		"INSERT INTO users (address, domain_id, secret_argon2id, secret_scram, "
-		"is_enabled, is_held, created, changed, secret_cram_md5) "
-		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
+		"is_enabled, is_held, created, changed, secret_cram_md5, secret_plain) "
+		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)",
 	[STMT_USER_GET] = "SELECT " USER_COLUMNS " FROM users WHERE address = ?1",
 	[STMT_USER_LIST_ALL] = "SELECT " USER_COLUMNS " FROM users ORDER BY address",
 	[STMT_USER_LIST_DOMAIN] = "SELECT " USER_COLUMNS " FROM users "
@@ -109,7 +110,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	[STMT_USER_SET_SECRETS] = "UPDATE users SET "
 				  "secret_argon2id = coalesce(?2, secret_argon2id), "
 				  "secret_scram = coalesce(?3, secret_scram), "
-				  "secret_cram_md5 = coalesce(?5, secret_cram_md5), changed = ?4 "
+				  "secret_cram_md5 = coalesce(?5, secret_cram_md5), "
+				  "secret_plain = coalesce(?6, secret_plain), changed = ?4 "
 				  "WHERE address = ?1",
 	[STMT_USER_SET_ENABLED] = "UPDATE users SET is_enabled = ?2, changed = ?3 "
 				  "WHERE address = ?1",
@@ -576,7 +578,8 @@ static int sqlite_user_add(void *impl, const struct store_user *user, int64_t no
 				    BIND_INT(user->is_enabled ? 1 : 0),
 				    BIND_INT(user->is_held ? 1 : 0),
 				    BIND_INT(now),
-				    BIND_TEXT(user->secret_cram_md5) };
+				    BIND_TEXT(user->secret_cram_md5),
+				    BIND_TEXT(user->secret_plain) };
 
 		if (run(s, STMT_USER_INSERT, b, ARRAY_LEN(b), NULL, err) < 0)
 			return tx_abort(s);
@@ -613,7 +616,7 @@ static bool user_from_row(struct sqlite_store *s, sqlite3_stmt *stmt, struct sto
 	u->created = sqlite3_column_int64(stmt, 5);
 	u->changed = sqlite3_column_int64(stmt, 6);
 	limits_from_row(stmt, 8, &u->limits);
-	return true;
+	return column_copy(s, stmt, 12, u->secret_plain, sizeof(u->secret_plain), err);
 }
 
 static int sqlite_user_get(void *impl, const char *address, struct store_user *user_out,
@@ -678,11 +681,13 @@ static int sqlite_user_list(void *impl, const char *domain, store_user_fn *each,
 
 static int sqlite_user_set_secrets(void *impl, const char *address, const char *secret_argon2id,
 				   const char *secret_scram, const char *secret_cram_md5,
-				   int64_t now, struct error *err)
+				   const char *secret_plain, int64_t now, struct error *err)
 {
 	struct sqlite_store *s = impl;
-	struct bind b[] = { BIND_TEXT(address), BIND_TEXT(secret_argon2id), BIND_TEXT(secret_scram),
-			    BIND_INT(now), BIND_TEXT(secret_cram_md5) };
+	struct bind b[] = {
+		BIND_TEXT(address), BIND_TEXT(secret_argon2id), BIND_TEXT(secret_scram),
+		BIND_INT(now),	    BIND_TEXT(secret_cram_md5), BIND_TEXT(secret_plain)
+	};
 	int changes;
 
 	if (run(s, STMT_USER_SET_SECRETS, b, ARRAY_LEN(b), &changes, err) < 0)
