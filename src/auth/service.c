@@ -128,7 +128,24 @@ struct auth_service {
 	struct auth_ticket *tickets[TICKET_BUCKETS];
 	size_t ticket_count;
 	struct auth_service_stats stats;
+	/* Failures per second of the last minute: [s % 60] counts second s. */
+	struct {
+		int64_t second;
+		uint32_t count;
+	} recent[60];
 };
+
+static void count_recent_failure(struct auth_service *svc, int64_t now_ms)
+{
+	int64_t second = now_ms / 1000;
+	size_t slot = (size_t) (second % 60);
+
+	if (svc->recent[slot].second != second) {
+		svc->recent[slot].second = second;
+		svc->recent[slot].count = 0;
+	}
+	svc->recent[slot].count++;
+}
 
 static int64_t monotonic_ms(void *ctx)
 {
@@ -319,10 +336,12 @@ static void conclude(struct auth_service *svc, struct auth_ticket *t)
 						t->has_cache_key ? t->cache_key : NULL);
 		delay_ms = outcome.delay_ms;
 		svc->stats.failed++;
+		count_recent_failure(svc, now);
 		break;
 	case AUTH_THROTTLED:
 		delay_ms = AUTH_THROTTLE_DELAY_MAX_MS;
 		svc->stats.throttled++;
+		count_recent_failure(svc, now);
 		break;
 	case AUTH_TEMPFAIL:
 		svc->stats.tempfail++;
@@ -812,7 +831,13 @@ void auth_cancel(struct auth_service *svc, uint64_t ticket)
 
 void auth_service_stats_get(const struct auth_service *svc, struct auth_service_stats *stats_out)
 {
+	int64_t second = now_ms(svc) / 1000;
+
 	*stats_out = svc->stats;
+	stats_out->failed_last_minute = 0;
+	for (size_t i = 0; i < 60; i++)
+		if (svc->recent[i].second > second - 60 && svc->recent[i].second <= second)
+			stats_out->failed_last_minute += svc->recent[i].count;
 	stats_out->in_flight = svc->ticket_count;
 	stats_out->cache_entries = auth_cache_count(svc->cache);
 }

@@ -102,11 +102,12 @@ struct auth_service_stats {
 	uint64_t failed;
 	uint64_t tempfail;
 	uint64_t throttled;
-	uint64_t cache_hits;  /* password checks answered without hashing */
-	uint64_t hash_runs;   /* argon2id or SCRAM (PBKDF2) password verifications run */
-	uint64_t cancelled;   /* tickets ended by auth_cancel before their callback */
-	size_t in_flight;     /* tickets not yet answered or ended */
-	size_t cache_entries; /* entries in the credential cache */
+	uint64_t cache_hits;	     /* password checks answered without hashing */
+	uint64_t hash_runs;	     /* argon2id or SCRAM (PBKDF2) password verifications run */
+	uint64_t cancelled;	     /* tickets ended by auth_cancel before their callback */
+	size_t in_flight;	     /* tickets not yet answered or ended */
+	size_t cache_entries;	     /* entries in the credential cache */
+	uint64_t failed_last_minute; /* failed and throttled, the last 60 seconds */
 };
 
 /*

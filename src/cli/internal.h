@@ -76,6 +76,13 @@ extern const struct cli_command cli_domain_command;
 extern const struct cli_command cli_user_command;
 extern const struct cli_command cli_alias_command;
 extern const struct cli_command cli_queue_command;
+extern const struct cli_command cli_status_command;
+
+/* queue.c: one request on the daemon's control socket, its "ok" text into
+ * text_out; ERROR_UNAVAILABLE when the daemon is not running. */
+struct queue_control_request;
+int cli_control_ask(const struct cli *cli, const struct queue_control_request *request,
+		    char *text_out, size_t text_cap, struct error *err);
 extern const struct cli_command cli_tls_command;
 
 /* limits.c: `user limits` and `domain limits` (their options:

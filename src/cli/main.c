@@ -16,7 +16,7 @@
 
 static const struct cli_command *const commands[] = {
 	&cli_init_command,  &cli_config_command, &cli_domain_command, &cli_user_command,
-	&cli_alias_command, &cli_tls_command,	 &cli_queue_command,
+	&cli_alias_command, &cli_tls_command,	 &cli_queue_command,  &cli_status_command,
 };
 
 void cli_usage_print(FILE *out, const struct cli_command *command)

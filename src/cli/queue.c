@@ -517,8 +517,8 @@ out:
 /* Send one request on the control socket and read the reply: 0 with its
  * text, or -1 with the daemon's error or ERROR_UNAVAILABLE when nobody
  * answers. */
-static int control_ask(const struct cli *cli, const struct queue_control_request *request,
-		       char *text_out, size_t text_cap, struct error *err)
+int cli_control_ask(const struct cli *cli, const struct queue_control_request *request,
+		    char *text_out, size_t text_cap, struct error *err)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	struct timeval wait = { CLI_QUEUE_CONTROL_WAIT_S, 0 };
@@ -594,7 +594,7 @@ static int ask(struct cli *cli, enum queue_control_verb verb, const char *id, co
 			return -1;
 		snprintf(request.id, sizeof(request.id), "%s", id);
 	}
-	if (control_ask(cli, &request, text, sizeof(text), err) < 0)
+	if (cli_control_ask(cli, &request, text, sizeof(text), err) < 0)
 		return -1;
 	fprintf(cli->out, "%s %s%s\n", id != NULL ? id : "every message not held", done,
 		verb == QUEUE_CONTROL_FLUSH || verb == QUEUE_CONTROL_RELEASE ? ", tried now" : "");

@@ -47,12 +47,26 @@ struct control_connection {
 	struct daemon_control *control;
 	struct bufferevent *bev;
 	uid_t peer_uid;
-	bool is_answered; /* the reply is written: close once it is flushed */
+	bool is_answered;	/* the reply is written: close once it is flushed */
+	struct status_job *job; /* a status request on a worker */
+};
+
+/* What `status` needs from the disk and the store: counted on a worker. */
+struct status_job {
+	struct control_connection *c; /* NULL once the client has gone */
+	struct daemon *daemon;
+	size_t places[3]; /* queue/, deferred/, hold/ */
+	size_t held_users;
+	int rc;
+	struct error err;
 };
 
 static void connection_free(struct control_connection *c)
 {
 	struct daemon_control *control = c->control;
+
+	if (c->job != NULL)
+		c->job->c = NULL; /* the job comes back to nobody */
 
 	if (c->prev != NULL)
 		c->prev->next = c->next;
@@ -92,8 +106,106 @@ static int run_request(struct daemon *daemon, const struct queue_control_request
 		return queue_manager_hold(daemon->queue, id, err);
 	case QUEUE_CONTROL_RELEASE:
 		return queue_manager_release(daemon->queue, id, err);
+	case QUEUE_CONTROL_STATUS:
+		break; /* answered by status_start */
 	}
 	return error_set(err, ERROR_SOFTWARE, "unknown request");
+}
+
+static void status_count(void *ctx, const char *id, enum queue_place place)
+{
+	struct status_job *job = ctx;
+
+	(void) id;
+	if ((size_t) place < ARRAY_LEN(job->places))
+		job->places[place]++;
+}
+
+static int status_held(void *ctx, const struct store_user *user)
+{
+	struct status_job *job = ctx;
+
+	if (user->is_held)
+		job->held_users++;
+	return 0;
+}
+
+static void status_run(void *arg)
+{
+	struct status_job *job = arg;
+	struct daemon *daemon = job->daemon;
+
+	job->rc = queue_spool_list(daemon->spool, status_count, job, &job->err);
+	if (job->rc == 0) {
+		pthread_mutex_lock(&daemon->store_lock);
+		job->rc = store_user_list(daemon->store, NULL, status_held, job, &job->err) < 0 ? -1
+												: 0;
+		pthread_mutex_unlock(&daemon->store_lock);
+	}
+}
+
+static void status_done(void *arg)
+{
+	struct status_job *job = arg;
+	struct control_connection *c = job->c;
+	struct daemon *daemon = job->daemon;
+	struct auth_service_stats auth = { 0 };
+	char text[QUEUE_CONTROL_REPLY_MAX];
+
+	if (c == NULL) {
+		free(job);
+		return;
+	}
+	c->job = NULL;
+	if (job->rc < 0) {
+		reply(c, &job->err, NULL);
+		free(job);
+		return;
+	}
+	if (daemon->auth != NULL)
+		auth_service_stats_get(daemon->auth, &auth);
+	snprintf(text, sizeof(text),
+		 "uptime_s=%llu sessions=%zu mx=%zu submission=%zu submissions=%zu pop3=%zu "
+		 "pop3s=%zu http=%zu queue_active=%zu queue_deferred=%zu queue_hold=%zu "
+		 "queue_in_delivery=%zu held_users=%zu auth_ok=%llu auth_failed=%llu "
+		 "auth_failed_last_minute=%llu auth_throttled=%llu stopping=%s",
+		 (unsigned long long) ((daemon_clock_ms() - daemon->started_ms) / 1000),
+		 daemon->session_count, daemon->session_counts[CONFIG_LISTENER_MX],
+		 daemon->session_counts[CONFIG_LISTENER_SUBMISSION],
+		 daemon->session_counts[CONFIG_LISTENER_SUBMISSIONS],
+		 daemon->session_counts[CONFIG_LISTENER_POP3],
+		 daemon->session_counts[CONFIG_LISTENER_POP3S],
+		 daemon->session_counts[CONFIG_LISTENER_HTTP], job->places[QUEUE_PLACE_ACTIVE],
+		 job->places[QUEUE_PLACE_DEFERRED], job->places[QUEUE_PLACE_HOLD],
+		 daemon->queue != NULL ? queue_manager_active_count(daemon->queue) : 0,
+		 job->held_users, (unsigned long long) auth.ok, (unsigned long long) auth.failed,
+		 (unsigned long long) auth.failed_last_minute, (unsigned long long) auth.throttled,
+		 daemon->is_stopping ? "yes" : "no");
+	free(job);
+	log_info("control request=status qid=- uid=%ld result=ok", (long) c->peer_uid);
+	reply(c, NULL, text);
+}
+
+static void status_start(struct control_connection *c)
+{
+	struct status_job *job = calloc(1, sizeof(*job));
+	struct error err;
+
+	if (job == NULL) {
+		error_set(&err, ERROR_TEMPORARY, "out of memory");
+		reply(c, &err, NULL);
+		return;
+	}
+	job->c = c;
+	job->daemon = c->control->daemon;
+	c->job = job;
+	if (job->daemon->workers == NULL ||
+	    worker_pool_submit(job->daemon->workers, status_run, status_done, job) < 0) {
+		c->job = NULL;
+		free(job);
+		error_set(&err, ERROR_TEMPORARY, "the daemon is stopping");
+		reply(c, &err, NULL);
+	}
 }
 
 static void handle_line(struct control_connection *c, struct span line)
@@ -108,6 +220,11 @@ static void handle_line(struct control_connection *c, struct span line)
 			    (long) c->peer_uid, log_escape(line, shown),
 			    log_escape(span_from_cstr(err.message), reason));
 		reply(c, &err, NULL);
+		return;
+	}
+	if (request.verb == QUEUE_CONTROL_STATUS) {
+		bufferevent_disable(c->bev, EV_READ); /* one request per connection */
+		status_start(c);
 		return;
 	}
 	if (run_request(c->control->daemon, &request, &err) < 0) {

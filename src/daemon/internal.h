@@ -128,6 +128,7 @@ struct daemon {
 	struct id_generator session_ids;
 
 	bool is_stopping;
+	uint64_t started_ms;		/* monotonic, when the loop began serving */
 	struct event *signal_events[3]; /* SIGTERM, SIGINT, SIGHUP */
 	struct event *shutdown_timer;
 

@@ -501,6 +501,7 @@ int main(int argc, char **argv)
 		detach();
 		write_pid_file(daemon);
 	}
+	daemon->started_ms = daemon_clock_ms();
 	daemon->base = event_base_new();
 	if (daemon->base == NULL)
 		daemon_fatal(DAEMON_EXIT_FAILURE, "cannot create the event loop");

@@ -12,6 +12,7 @@ static const char *const verb_names[] = {
 	[QUEUE_CONTROL_DELETE]  = "delete",
 	[QUEUE_CONTROL_HOLD]    = "hold",
 	[QUEUE_CONTROL_RELEASE] = "release",
+	[QUEUE_CONTROL_STATUS]  = "status",
 };
 
 static const char *const error_names[] = {
@@ -95,7 +96,9 @@ static int parse_request(struct span line, struct queue_control_request *out, st
 	}
 	if (!has_verb)
 		return error_set(err, ERROR_USAGE,
-				 "unknown request (flush, delete, hold, release)");
+				 "unknown request (flush, delete, hold, release, status)");
+	if (out->verb == QUEUE_CONTROL_STATUS)
+		return arg.len == 0 ? 0 : error_set(err, ERROR_USAGE, "status takes no argument");
 	if (arg.len == 0) {
 		if (out->verb != QUEUE_CONTROL_FLUSH)
 			return error_set(err, ERROR_USAGE, "%s needs a queue ID",

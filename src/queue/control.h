@@ -11,6 +11,7 @@
  *   delete ID    remove the message from the spool
  *   hold ID      set the message aside (spool hold/), never tried
  *   release ID   put a held message back in the queue and try it now
+ *   status       the daemon's state as "key=value" words (docs/cli.md)
  *
  * One reply line, at most QUEUE_CONTROL_REPLY_MAX bytes with its LF:
  *
@@ -43,11 +44,12 @@ enum queue_control_verb {
 	QUEUE_CONTROL_DELETE,
 	QUEUE_CONTROL_HOLD,
 	QUEUE_CONTROL_RELEASE,
+	QUEUE_CONTROL_STATUS,
 };
 
 struct queue_control_request {
 	enum queue_control_verb verb;
-	bool has_id;		   /* only flush may go without one */
+	bool has_id;		   /* flush may go without one, status never has one */
 	char id[QUEUE_ID_MAX + 1]; /* a valid queue ID when has_id, else "" */
 };
 

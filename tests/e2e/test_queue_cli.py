@@ -255,3 +255,36 @@ def test_garbage_on_the_control_socket_gets_an_error_and_the_daemon_goes_on(mail
     inst.wait_log(r"control connection timed out")
     inst.wait_log(r'warning control request refused uid=\d+ request="frob 1" error="unknown')
     assert inst.cli("queue", "delete", qid).returncode == 0
+
+
+def test_status_reports_sessions_queue_holds_and_logins(mail_server):
+    inst = mail_server
+    r = inst.cli("status", check=False)
+    assert r.returncode == EX_UNAVAILABLE and "postgated is not running" in r.stderr
+    start(inst)
+    qid = send_remote(inst)
+    inst.cli("queue", "hold", qid)
+    inst.cli("user", "hold", BOB)
+    # A session held open, and two failed logins.
+    idle = socket.create_connection(("127.0.0.1", inst.port("mx")), timeout=10)
+    assert idle.makefile("rb").readline().startswith(b"220 ")
+    for _ in range(2):
+        with smtplib.SMTP_SSL("127.0.0.1", inst.port("submissions"), timeout=30,
+                              context=tls_context()) as client:
+            with pytest.raises(smtplib.SMTPAuthenticationError):
+                client.login(ALICE, "wrong horse")
+    status = json.loads(inst.cli("status", "--json").stdout)
+    assert status["uptime_s"] >= 0 and status["stopping"] is False
+    assert status["mx"] == 1 and status["sessions"] >= 1
+    assert status["queue_hold"] == 1 and status["queue_active"] == 0
+    assert status["held_users"] == 1
+    # smtplib tries each mechanism it knows: at least one failure per login.
+    assert status["auth_failed"] >= 2
+    assert status["auth_failed_last_minute"] == status["auth_failed"]
+    assert status["auth_ok"] >= 1  # alice's send
+    text = inst.cli("status").stdout
+    assert re.search(r"^queue hold: +1$", text, re.M), text
+    assert re.search(r"^held users: +1$", text, re.M), text
+    inst.wait_log(r"control request=status qid=- uid=\d+ result=ok")
+    idle.close()
+    assert_clean_stop(inst)
