@@ -10,8 +10,8 @@ import re
 import stat
 import subprocess
 
-from conftest import (HOSTNAME, POSTGATE, assert_clean_stop, is_root, mailbox,
-                      wait_delivered, wait_for)
+from conftest import (HOSTNAME, POSTGATE, assert_clean_stop, free_port, is_root, mailbox,
+                      set_global_key, wait_delivered, wait_for)
 
 ALICE, BOB, CAROL = "alice@example.test", "bob@example.test", "carol@example.test"
 REMOTE = "friend@remote.example"
@@ -65,9 +65,23 @@ def test_php_style_t_and_i_with_a_lone_dot_and_added_headers(mail_server):
     inst.wait_log(rf"connect listener=local uid={os.getuid()} user={user}")
 
 
+def spooled(inst):
+    """The envelope of the one message waiting for the relayhost (down)."""
+    spool = inst.dir / "state" / "spool"
+    return wait_for(lambda: [p for d in ("queue", "deferred") for p in (spool / d).glob("*.env")],
+                    what="the spooled envelope")
+
+
+def start_with_relayhost_down(inst):
+    """Remote mail waits in the spool for a relayhost that is down."""
+    set_global_key(inst, "relayhost", f"127.0.0.1:{free_port()}")
+    set_global_key(inst, "retry_initial", "1h")
+    inst.start()
+
+
 def test_f_and_F_recipients_as_arguments_and_a_lone_dot_ending_input(mail_server):
     inst = mail_server
-    inst.start()
+    start_with_relayhost_down(inst)
     sendmail(inst, "-f", "carol@example.test", "-F", 'Carol "C" Example', "-oem", "-odb",
              "alice@example.test", "--", "bob@example.test",
              input=b"Subject: args\nDate: Mon, 1 Jan 2024 00:00:00 +0000\n\nbody\n.\nnot sent\n")
@@ -85,8 +99,7 @@ def test_f_and_F_recipients_as_arguments_and_a_lone_dot_ending_input(mail_server
     # a bare -f. That host is not a hosted domain here: the message waits
     # in the spool for outbound delivery.
     sendmail(inst, "-f", "cron", "root", input=b"Subject: cron\n\nx\n")
-    queue = inst.dir / "state" / "spool" / "queue"
-    [env] = wait_for(lambda: list(queue.glob("*.env")), what="the spooled envelope")
+    [env] = spooled(inst)
     lines = env.read_text().splitlines()
     assert f"reverse-path cron@{HOSTNAME}" in lines and f"rcpt root@{HOSTNAME}" in lines
 
@@ -143,11 +156,10 @@ def test_bs_speaks_smtp_on_stdin_and_stdout(mail_server):
 
 def test_the_local_user_is_recorded_in_the_envelope_and_may_relay(mail_server):
     inst = mail_server
-    inst.start()
+    start_with_relayhost_down(inst)
     sendmail(inst, "-N", "failure", "-R", "hdrs", "-V", "id+1", REMOTE,
              input=b"Subject: out\n\nto the world\n")
-    queue = inst.dir / "state" / "spool" / "queue"
-    [env] = wait_for(lambda: list(queue.glob("*.env")), what="the spooled envelope")
+    [env] = spooled(inst)
     lines = env.read_text().splitlines()
     assert f"auth-user local:{local_user()}" in lines
     assert "client-address local" in lines and "ret hdrs" in lines
