@@ -550,3 +550,31 @@ def test_setup_page_follows_a_legacy_configuration(mail_server):
     assert f"<td>{inst.port('mx')}</td>" in card and f"<td>{inst.port('pop3')}</td>" in card
     assert "password travels unencrypted" in card
     assert_clean_stop(inst)
+
+
+# ---------------------------------------------------------------- domain show
+
+def test_domain_show_agrees_with_the_documents(mail_server):
+    import json
+    inst = mail_server
+    inst.start()
+    inst.cli("domain", "add", "shop.test", "--smtp-name", "out.shop.test")
+    shown = json.loads(inst.cli("domain", "show", "shop.test", "--json", "--dns").stdout)
+    incoming, outgoing = autoconfig(inst, "x@shop.test")
+    settings = shown["client_settings"]
+    assert [("pop3", e["host"], e["port"], e["security"]) for e in settings["incoming"]] == incoming
+    assert [("smtp", e["host"], e["port"], e["security"]) for e in settings["outgoing"]] == outgoing
+    assert shown["domain"] == "shop.test" and shown["smtp_name"] == "out.shop.test"
+    dns = shown["dns"]
+    assert f"_submissions._tcp.shop.test. 3600 IN SRV 0 1 {inst.port('submissions')} out.shop.test." in dns
+    assert f"_submission._tcp.shop.test. 3600 IN SRV 10 1 {inst.port('submission')} out.shop.test." in dns
+    assert f"_pop3s._tcp.shop.test. 3600 IN SRV 0 1 {inst.port('pop3s')} pop.shop.test." in dns
+    assert f"_pop3._tcp.shop.test. 3600 IN SRV 10 1 {inst.port('pop3')} pop.shop.test." in dns
+    assert any(line.startswith("autoconfig.shop.test. ") for line in dns)
+    assert any(line.startswith("_autodiscover._tcp.shop.test. ") for line in dns)
+    text = inst.cli("domain", "show", "shop.test").stdout
+    assert f"out.shop.test port {inst.port('submissions')}, SSL/TLS" in text
+    assert "complete email address" in text
+    zone = inst.cli("domain", "show", "shop.test", "--dns").stdout
+    assert all(line in zone.splitlines() for line in dns)
+    assert_clean_stop(inst)
