@@ -63,6 +63,7 @@ enum http_query_result http_query_find(struct span query, const char *name, char
 {
 	enum http_query_result result = HTTP_QUERY_ABSENT;
 	size_t pairs = 0, start = 0;
+	char found[HTTP_VALUE_MAX + 1] = "";
 
 	if (out_cap > 0)
 		out[0] = '\0';
@@ -94,11 +95,12 @@ enum http_query_result http_query_find(struct span query, const char *name, char
 			return HTTP_QUERY_MALFORMED;
 		if (strlen(value_text) >= out_cap)
 			return HTTP_QUERY_MALFORMED;
-		memcpy(out, value_text, strlen(value_text) + 1);
+		memcpy(found, value_text, strlen(value_text) + 1);
 		result = HTTP_QUERY_FOUND;
 	}
-	if (result != HTTP_QUERY_FOUND && out_cap > 0)
-		out[0] = '\0';
+	/* Only a query that is well formed throughout yields its value. */
+	if (result == HTTP_QUERY_FOUND)
+		memcpy(out, found, strlen(found) + 1);
 	return result;
 }
 
