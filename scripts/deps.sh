@@ -12,6 +12,7 @@ packages="
   python3 python3-pytest python3-aiosmtpd
   swaks libnet-ssleay-perl curl dnsmasq-base fail2ban gsasl
   passwd util-linux procps clang-format
+  chromium
 "
 
 missing=""

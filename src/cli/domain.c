@@ -2,12 +2,18 @@
  * domain: `postgate domain add|del|list|show` — the hosted domains and the
  * server names their customers configure (smtp.<domain>, pop.<domain>).
  * Every name typed goes through store_address_domain_normalize first, so
- * `bücher.example` is stored as its A-label form.
+ * `bücher.example` is stored as its A-label form. `domain show` also prints
+ * what a customer's client must be set to, and with --dns the records to
+ * publish, both from http/settings.h: the same derivation the HTTP
+ * auto-configuration documents use (docs/http.md).
  */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/internal.h"
 #include "core/span.h"
+#include "http/settings.h"
 
 struct domain_counts {
 	size_t user_count;
@@ -87,12 +93,11 @@ static int do_del(struct cli *cli, const struct cli_args *args, struct error *er
 	return 0;
 }
 
-static void json_domain(struct cli_json *json, const struct store_domain *domain,
-			const struct domain_counts *counts)
+static void json_domain_fields(struct cli_json *json, const struct store_domain *domain,
+			       const struct domain_counts *counts)
 {
 	char created[32], changed[32];
 
-	cli_json_begin_object(json);
 	cli_json_key(json, "domain");
 	cli_json_string(json, domain->name);
 	cli_json_key(json, "smtp_name");
@@ -109,6 +114,13 @@ static void json_domain(struct cli_json *json, const struct store_domain *domain
 		cli_json_key(json, "aliases");
 		cli_json_int(json, (int64_t) counts->alias_count);
 	}
+}
+
+static void json_domain(struct cli_json *json, const struct store_domain *domain,
+			const struct domain_counts *counts)
+{
+	cli_json_begin_object(json);
+	json_domain_fields(json, domain, counts);
 	cli_json_end_object(json);
 }
 
@@ -160,8 +172,80 @@ static int do_list(struct cli *cli, const struct cli_args *args, struct error *e
 	return rc == 0 ? 0 : -1;
 }
 
+static void json_endpoints(struct cli_json *json, const char *key, const struct http_endpoint *list,
+			   size_t count)
+{
+	cli_json_key(json, key);
+	cli_json_begin_array(json);
+	for (size_t i = 0; i < count; i++) {
+		cli_json_begin_object(json);
+		cli_json_key(json, "protocol");
+		cli_json_string(json, http_service_name(list[i].service));
+		cli_json_key(json, "listener");
+		cli_json_string(json, config_listener_name(list[i].listener));
+		cli_json_key(json, "host");
+		cli_json_string(json, list[i].host);
+		cli_json_key(json, "port");
+		cli_json_int(json, list[i].port);
+		cli_json_key(json, "security");
+		cli_json_string(json, http_security_name(list[i].security));
+		cli_json_end_object(json);
+	}
+	cli_json_end_array(json);
+}
+
+/* DNS records as JSON strings: the zone lines without the comments. */
+static void json_dns(struct cli_json *json, const struct http_settings *settings)
+{
+	char *text = NULL, *line, *next;
+	size_t len = 0;
+	FILE *mem = open_memstream(&text, &len);
+
+	cli_json_key(json, "dns");
+	cli_json_begin_array(json);
+	if (mem != NULL) {
+		http_settings_dns_write(settings, mem);
+		fclose(mem);
+		for (line = text; line != NULL && *line != '\0'; line = next) {
+			next = strchr(line, '\n');
+			if (next != NULL)
+				*next++ = '\0';
+			if (line[0] != ';' && line[0] != '\0')
+				cli_json_string(json, line);
+		}
+	}
+	free(text);
+	cli_json_end_array(json);
+}
+
+static const char *security_words(enum http_security security)
+{
+	switch (security) {
+	case HTTP_SECURITY_SSL:
+		return "SSL/TLS (implicit TLS)";
+	case HTTP_SECURITY_STARTTLS:
+		return "STARTTLS";
+	case HTTP_SECURITY_NONE:
+		break;
+	}
+	return "none (password in plaintext)";
+}
+
+static void print_endpoints(FILE *out, const char *what, const struct http_endpoint *list,
+			    size_t count)
+{
+	if (count == 0)
+		fprintf(out, "%-12s not offered (no listener takes a password login)\n", what);
+	for (size_t i = 0; i < count; i++)
+		fprintf(out, "%-12s %s port %u, %s (listener %s)%s\n", i == 0 ? what : "",
+			list[i].host, (unsigned) list[i].port, security_words(list[i].security),
+			config_listener_name(list[i].listener), i == 0 ? "" : ", also");
+}
+
 static int do_show(struct cli *cli, const struct cli_args *args, struct error *err)
 {
+	struct http_settings settings;
+	bool is_dns = cli_args_has(args, "dns");
 	char name[ADDRESS_DOMAIN_MAX + 1], created[32], changed[32], users[24], aliases[24];
 	struct domain_counts counts = { 0, 0 };
 	struct store_domain domain;
@@ -173,12 +257,30 @@ static int do_show(struct cli *cli, const struct cli_args *args, struct error *e
 	if (store_user_list(cli->store, domain.name, count_user, &counts, err) < 0 ||
 	    store_alias_list(cli->store, domain.name, count_alias, &counts, err) < 0)
 		return -1;
+	http_settings_build(cli->config, &domain, &settings);
 	if (cli_args_has(args, "json")) {
 		struct cli_json json;
 
 		cli_json_init(&json, cli->out);
-		json_domain(&json, &domain, &counts);
+		cli_json_begin_object(&json);
+		json_domain_fields(&json, &domain, &counts);
+		cli_json_key(&json, "client_settings");
+		cli_json_begin_object(&json);
+		json_endpoints(&json, "incoming", settings.pop3, settings.pop3_count);
+		json_endpoints(&json, "outgoing", settings.smtp, settings.smtp_count);
+		cli_json_key(&json, "authentication");
+		cli_json_string(&json, "password-cleartext");
+		cli_json_key(&json, "username");
+		cli_json_string(&json, "complete email address");
+		cli_json_end_object(&json);
+		if (is_dns)
+			json_dns(&json, &settings);
+		cli_json_end_object(&json);
 		cli_json_finish(&json);
+		return 0;
+	}
+	if (is_dns) {
+		http_settings_dns_write(&settings, cli->out);
 		return 0;
 	}
 	snprintf(users, sizeof(users), "%zu", counts.user_count);
@@ -198,6 +300,13 @@ static int do_show(struct cli *cli, const struct cli_args *args, struct error *e
 
 		cli_fields_print(cli->out, ARRAY_LEN(keys), keys, values);
 	}
+	fprintf(cli->out, "\nWhat customers set (from the listeners in %s):\n", cli->config->path);
+	print_endpoints(cli->out, "incoming:", settings.pop3, settings.pop3_count);
+	print_endpoints(cli->out, "outgoing:", settings.smtp, settings.smtp_count);
+	fprintf(cli->out,
+		"%-12s normal password (PLAIN or LOGIN inside TLS), also for sending\n"
+		"%-12s the complete email address (name@%s)\n",
+		"auth:", "user name:", domain.name);
 	return 0;
 }
 
@@ -214,6 +323,11 @@ static const struct cli_option json_options[] = {
 	{ "json", false },
 	{ NULL, false },
 };
+static const struct cli_option show_options[] = {
+	{ "json", false },
+	{ "dns", false },
+	{ NULL, false },
+};
 
 static const struct cli_verb domain_verbs[] = {
 	{ "add", "DOMAIN [--smtp-name NAME] [--pop3-name NAME]",
@@ -222,8 +336,9 @@ static const struct cli_verb domain_verbs[] = {
 	{ "del", "DOMAIN [--force]", "delete a domain; --force also deletes its users and aliases",
 	  1, 1, del_options, CLI_NEEDS_STORE, do_del },
 	{ "list", "[--json]", "list the domains", 0, 0, json_options, CLI_NEEDS_STORE, do_list },
-	{ "show", "DOMAIN [--json]", "show a domain with its user and alias counts", 1, 1,
-	  json_options, CLI_NEEDS_STORE, do_show },
+	{ "show", "DOMAIN [--dns] [--json]",
+	  "show a domain, its counts and its client settings; --dns: the DNS records to publish", 1,
+	  1, show_options, CLI_NEEDS_STORE, do_show },
 	{ "limits",
 	  "DOMAIN [--messages-per-hour N|inherit] [--messages-per-day ...] "
 	  "[--recipients-per-hour ...] [--recipients-per-day ...]",

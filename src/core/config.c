@@ -107,6 +107,8 @@ static const struct config_key config_keys[] = {
 	LISTENER(detect_implicit_tls, CONFIG_TYPE_BOOL, "no"),
 	LISTENER(cram_md5,      CONFIG_TYPE_BOOL,      "no"),
 	LISTENER(apop,          CONFIG_TYPE_BOOL,      "no"),
+	LISTENER(tls,           CONFIG_TYPE_BOOL,      "no"),
+	LISTENER(setup_index,   CONFIG_TYPE_BOOL,      "no"),
 	TOP(dns_servers,        CONFIG_TYPE_SERVERS,   ""),
 	TOP_RANGE(smtp_port,    CONFIG_TYPE_COUNT,     "25", 1, 65535),
 	TOP(outbound_tls,       CONFIG_TYPE_OUTBOUND_TLS, "opportunistic"),
@@ -899,6 +901,12 @@ static int check_listeners(const struct loader *loader, struct error *err)
 			return error_set(err, ERROR_CONFIG,
 					 "%s:%u: [listener %s] cram_md5 applies to SMTP and POP3 "
 					 "listeners only",
+					 loader->listener_file[kind], loader->listener_line[kind],
+					 listener_names[kind]);
+		if ((l->tls || l->setup_index) && kind != CONFIG_LISTENER_HTTP)
+			return error_set(err, ERROR_CONFIG,
+					 "%s:%u: [listener %s] tls and setup_index apply to the "
+					 "http listener only",
 					 loader->listener_file[kind], loader->listener_line[kind],
 					 listener_names[kind]);
 		/* Two listeners on one address would fail at bind time with a less

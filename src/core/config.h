@@ -62,6 +62,8 @@ struct config_listener {
 	bool detect_implicit_tls; /* submission: a ClientHello first means implicit TLS */
 	bool cram_md5;		  /* offer CRAM-MD5 (once every account has its secret) */
 	bool apop;		  /* POP3: offer APOP (once every account has its secret) */
+	bool tls;		  /* http: HTTPS on this listener (docs/http.md) */
+	bool setup_index;	  /* http: /setup/ lists the hosted domains */
 };
 
 /* How the SMTP client treats TLS towards a destination (docs/delivery.md). */

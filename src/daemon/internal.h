@@ -23,6 +23,7 @@
 #include "core/error.h"
 #include "core/id.h"
 #include "core/worker.h"
+#include "http/server.h"
 #include "pop3/server.h"
 #include "queue/manager.h"
 #include "queue/spool.h"
@@ -109,6 +110,7 @@ struct daemon {
 	struct pop3_server pop3;
 	struct auth_service *auth;
 	struct auth_rates *rates; /* what authenticated users sent lately */
+	struct http_server *http; /* NULL unless [listener http] is enabled */
 	/* Every account has a CRAM-MD5 secret (checked at start and reload):
 	 * listeners with cram_md5 = yes may offer it. */
 	bool is_cram_md5_ready;

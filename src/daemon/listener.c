@@ -132,6 +132,23 @@ void daemon_listeners_start(struct daemon *daemon)
 	for (size_t i = 0; i < daemon->listener_count; i++) {
 		struct daemon_listener *listener = &daemon->listeners[i];
 
+		if (listener->kind == CONFIG_LISTENER_HTTP && daemon->http != NULL) {
+			struct error err;
+
+			/* evhttp accepts on this socket itself (src/http/server.h). */
+			if (http_server_accept(daemon->http, listener->fd, listener->address,
+					       &err) < 0) {
+				listener->fd = -1;
+				daemon_fatal(DAEMON_EXIT_FAILURE, "cannot listen on %s: %s",
+					     listener->address, err.message);
+			}
+			listener->fd = -1;
+			log_info("listening listener=http address=%s protocol=%s",
+				 listener->address,
+				 daemon->config.listeners[CONFIG_LISTENER_HTTP].tls ? "https"
+										    : "http");
+			continue;
+		}
 		listener->resume = evtimer_new(daemon->base, on_resume, listener);
 		/* backlog 0: the socket already listens. Accepted sockets are
 		 * non-blocking and close-on-exec. */
@@ -151,6 +168,7 @@ void daemon_listeners_start(struct daemon *daemon)
 
 void daemon_listeners_free(struct daemon *daemon)
 {
+	http_server_close_listeners(daemon->http);
 	for (size_t i = 0; i < daemon->listener_count; i++) {
 		struct daemon_listener *listener = &daemon->listeners[i];
 

@@ -205,6 +205,14 @@ static void remember_config_path(const char *given, char *out, size_t out_cap)
 		daemon_fatal(DAEMON_EXIT_CONFIG, "%s: path too long", given);
 }
 
+/* HTTP connections get session ids from the daemon's one generator. */
+static void http_session_id(void *ctx, char out[ID_CAP])
+{
+	struct daemon *daemon = ctx;
+
+	id_generator_next(&daemon->session_ids, id_clock_ms(), out);
+}
+
 /* The spool, the queue manager, the workers and the SMTP server, once the
  * process is the final (detached) one: threads do not survive a fork. */
 static void start_mail_services(struct daemon *daemon)
@@ -265,10 +273,29 @@ static void start_mail_services(struct daemon *daemon)
 		.auth = daemon->auth,
 		.mock_key = daemon->sasl_mock_key,
 	};
+	if (config->listeners[CONFIG_LISTENER_HTTP].is_enabled) {
+		daemon->http = http_server_new(
+			&(struct http_server_params){ .base = daemon->base,
+						      .workers = daemon->workers,
+						      .config = config,
+						      .store = daemon->store,
+						      .store_lock = &daemon->store_lock,
+						      .tls = daemon->tls,
+						      .new_sid = http_session_id,
+						      .new_sid_ctx = daemon },
+			&err);
+		if (daemon->http == NULL)
+			daemon_fatal(DAEMON_EXIT_FAILURE, "cannot start the HTTP server: %s",
+				     err.message);
+	}
 }
 
 static void stop_mail_services(struct daemon *daemon)
 {
+	/* Open HTTP connections close now; their jobs still out only free
+	 * themselves when the pool runs their results below. */
+	http_server_free(daemon->http);
+	daemon->http = NULL;
 	/* Jobs still out finish (a commit in flight completes); their results
 	 * start nothing new. */
 	if (daemon->queue != NULL)

@@ -4,17 +4,9 @@
  * mx, submission and submissions run the SMTP server (src/smtp/): plain with
  * STARTTLS on the first two, implicit TLS on submissions, and AUTH required
  * before MAIL on both submission listeners. pop3 and pop3s run the POP3
- * server (src/pop3/): STLS on pop3, implicit TLS on pop3s. The listener
- * whose engine does not exist yet gives an honest "service temporarily
- * unavailable" in its own protocol, then closes:
- *
- *   HTTP: 503 Service Unavailable (RFC 9110 15.6.4) with Connection: close.
- *
- * After the answer the write side is shut down and the client's input is
- * read and discarded until it closes (at most UNAVAILABLE_LINGER_MS and
- * UNAVAILABLE_DISCARD_MAX bytes): closing a socket with unread input makes
- * the kernel send a reset, which can destroy the answer before the client has
- * read it (an HTTP client has sent its request by the time the 503 arrives).
+ * server (src/pop3/): STLS on pop3, implicit TLS on pop3s. The http
+ * listener is served by src/http/, whose evhttp accepts on its sockets
+ * itself (listener.c hands them over): its connections never come here.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,94 +20,11 @@
 #include "tls/sniff.h"
 #include "tls/upgrade.h"
 
-#define UNAVAILABLE_LINGER_MS	10000
-#define UNAVAILABLE_DISCARD_MAX 65536
-#define UNAVAILABLE_REPLY_MAX	(CONFIG_NAME_MAX + 256)
-
-struct unavailable {
-	bool is_written; /* the whole answer has left our buffer */
-	size_t discarded_len;
-};
-
-static void unavailable_close(struct daemon_session *session)
+/* Not reached: http connections are accepted by evhttp (src/http/). */
+static void http_misrouted_start(struct daemon_session *session)
 {
-	daemon_session_close(session, "unavailable");
-}
-
-static void on_unavailable_written(struct bufferevent *bev, void *arg)
-{
-	struct daemon_session *session = arg;
-	struct unavailable *state = session->protocol_state;
-
-	if (state->is_written)
-		return;
-	state->is_written = true;
-	/* We have nothing more to say: send FIN now, keep reading until the client
-	 * closes. */
-	shutdown(bufferevent_getfd(bev), SHUT_WR);
-}
-
-static void on_unavailable_read(struct bufferevent *bev, void *arg)
-{
-	struct daemon_session *session = arg;
-	struct unavailable *state = session->protocol_state;
-	struct evbuffer *input = bufferevent_get_input(bev);
-	size_t len = evbuffer_get_length(input);
-
-	state->discarded_len += len;
-	evbuffer_drain(input, len);
-	if (state->discarded_len > UNAVAILABLE_DISCARD_MAX)
-		unavailable_close(session);
-}
-
-static void on_unavailable_event(struct bufferevent *bev, short what, void *arg)
-{
-	(void) bev;
-	/* EOF, an error or the linger timeout: the answer was given either way. */
-	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
-		unavailable_close(arg);
-}
-
-static void unavailable_answer(struct daemon_session *session, const char *answer, size_t len)
-{
-	struct timeval linger = { UNAVAILABLE_LINGER_MS / 1000,
-				  (UNAVAILABLE_LINGER_MS % 1000) * 1000 };
-	struct unavailable *state = calloc(1, sizeof(*state));
-
-	if (state == NULL) {
-		unavailable_close(session);
-		return;
-	}
-	session->protocol_state = state;
-	bufferevent_setcb(session->bev, on_unavailable_read, on_unavailable_written,
-			  on_unavailable_event, session);
-	bufferevent_set_timeouts(session->bev, &linger, &linger);
-	if (bufferevent_write(session->bev, answer, len) != 0 ||
-	    bufferevent_enable(session->bev, EV_READ | EV_WRITE) != 0)
-		unavailable_close(session);
-}
-
-static void unavailable_stop(struct daemon_session *session)
-{
-	free(session->protocol_state);
-	session->protocol_state = NULL;
-}
-
-static void http_unavailable_start(struct daemon_session *session)
-{
-	char body[UNAVAILABLE_REPLY_MAX], answer[2 * UNAVAILABLE_REPLY_MAX];
-	int body_len = snprintf(body, sizeof(body), "%s HTTP service not available\n",
-				session->daemon->config.hostname);
-	int n = snprintf(answer, sizeof(answer),
-			 "HTTP/1.1 503 Service Unavailable\r\n"
-			 "Content-Type: text/plain; charset=utf-8\r\n"
-			 "Content-Length: %d\r\n"
-			 "Connection: close\r\n"
-			 "\r\n"
-			 "%s",
-			 body_len, body);
-
-	unavailable_answer(session, answer, (size_t) n);
+	log_error("sid=%s http connection reached the session engine", session->sid);
+	daemon_session_close(session, "misrouted");
 }
 
 // clang-format off
@@ -365,7 +274,7 @@ static const struct daemon_protocol daemon_protocols[CONFIG_LISTENER_KIND_COUNT]
 	[CONFIG_LISTENER_SUBMISSIONS] = { "smtps",            smtp_start,             smtp_stop,        smtp_drain },
 	[CONFIG_LISTENER_POP3]        = { "pop3",             pop3_start,             pop3_stop,        pop3_drain },
 	[CONFIG_LISTENER_POP3S]       = { "pop3s",            pop3_start,             pop3_stop,        pop3_drain },
-	[CONFIG_LISTENER_HTTP]        = { "http-unavailable", http_unavailable_start, unavailable_stop, NULL },
+	[CONFIG_LISTENER_HTTP]        = { "http",             http_misrouted_start,   NULL,             NULL },
 };
 // clang-format on
 

@@ -53,6 +53,12 @@ struct bufferevent *tls_bufferevent_accept(struct event_base *base, evutil_socke
 	return ssl_bufferevent_new(base, fd, ctx, err);
 }
 
+struct bufferevent *tls_bufferevent_accept_later(struct event_base *base, struct tls_context *ctx,
+						 struct error *err)
+{
+	return ssl_bufferevent_new(base, -1, ctx, err);
+}
+
 struct bufferevent *tls_bufferevent_upgrade(struct bufferevent *plain, struct tls_context *ctx,
 					    struct error *err)
 {

@@ -57,6 +57,13 @@
  */
 struct bufferevent *tls_bufferevent_accept(struct event_base *base, evutil_socket_t fd,
 					   struct tls_context *ctx, struct error *err);
+/*
+ * The same without a socket yet, for libevent's evhttp, which asks for the
+ * bufferevent before it sets the accepted socket with bufferevent_setfd()
+ * (evhttp_set_bevcb). NULL with err on failure.
+ */
+struct bufferevent *tls_bufferevent_accept_later(struct event_base *base, struct tls_context *ctx,
+						 struct error *err);
 
 /*
  * STARTTLS on plain, a socket bufferevent made with BEV_OPT_CLOSE_ON_FREE.
