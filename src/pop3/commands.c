@@ -196,7 +196,7 @@ static struct pop3_reply do_quit(struct pop3_session *s, const struct pop3_comma
 		return POP3_LATER;
 	}
 	snprintf(s->reply_text, sizeof(s->reply_text), "%s POP3 server signing off",
-		 s->server->config->hostname);
+		 pop3_session_name(s));
 	return (struct pop3_reply){ .is_ok = true, .text = s->reply_text, .closes = true };
 }
 

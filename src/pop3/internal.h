@@ -17,6 +17,7 @@
 #include "pop3/parse.h"
 #include "pop3/server.h"
 #include "sasl/sasl.h"
+#include "tls/context.h"
 
 #define POP3_READ_CHUNK	       (64 * 1024)  /* bytes of a message file per worker read */
 #define POP3_INPUT_HIGH_WATER  (64 * 1024)  /* stop reading the socket past this */
@@ -84,7 +85,12 @@ struct pop3_session {
 	/* APOP (RFC 1939 7): offered when the greeting carried this timestamp
 	 * ("<pid.random@hostname>"); "" when not offered. */
 	char apop_timestamp[POP3_APOP_TIMESTAMP_MAX];
-	char apop_digest[33];	/* the client's, while its secret is fetched */
+	char apop_digest[33]; /* the client's, while its secret is fetched */
+	bool is_apop_offered;
+	bool is_greeted; /* the +OK greeting is out (pop3s: after the handshake) */
+	/* The server name the client asked for by SNI, when our certificate
+	 * covers it: the name we introduce ourselves with; "" for hostname. */
+	char server_name[TLS_NAME_MAX + 1];
 	bool is_upgrading;	/* +OK to STLS written: upgrade once it is flushed */
 	bool is_handshake_done; /* the TLS handshake completed (when is_tls) */
 	bool is_quitting;	/* reply written; close once flushed */
@@ -150,6 +156,9 @@ const char *pop3_command_name(size_t index);
 
 /* session.c */
 void pop3_session_reply(struct pop3_session *s, struct pop3_reply reply);
+/* The name the server introduces itself with in this session: the SNI
+ * name the client asked for (when our certificate covers it), else hostname. */
+const char *pop3_session_name(const struct pop3_session *s);
 /* Write one line of a multi-line response (CRLF added; the caller has
  * byte-stuffed it if it could start with "."). */
 void pop3_session_line(struct pop3_session *s, const char *fmt, ...)

@@ -66,6 +66,7 @@ struct pop3_job {
 static void process_input(struct pop3_session *s);
 static void session_free(struct pop3_session *s);
 static void set_callbacks(struct pop3_session *s);
+static void greet(struct pop3_session *s);
 
 static const struct timeval idle_timeout = { POP3_TIMEOUT_IDLE_S, 0 };
 
@@ -286,7 +287,7 @@ static void update_done(struct pop3_session *s, struct pop3_job *job)
 		return;
 	}
 	snprintf(s->reply_text, sizeof(s->reply_text), "%s POP3 server signing off (%zu deleted)",
-		 s->server->config->hostname, job->update.deleted);
+		 pop3_session_name(s), job->update.deleted);
 	pop3_session_reply(
 		s, (struct pop3_reply){ .is_ok = true, .text = s->reply_text, .closes = true });
 }
@@ -634,7 +635,7 @@ static void process_input(struct pop3_session *s)
 			return;
 		}
 		snprintf(s->reply_text, sizeof(s->reply_text), "%s POP3 server shutting down",
-			 s->server->config->hostname);
+			 pop3_session_name(s));
 		pop3_session_reply(s, POP3_CLOSE("SYS/TEMP", s->reply_text));
 		return;
 	}
@@ -721,6 +722,9 @@ static void on_event(struct bufferevent *bev, short events, void *ctx)
 		log_info("sid=%s tls %s", s->sid,
 			 tls_handshake_describe(tls_bufferevent_ssl(bev), described,
 						sizeof(described)));
+		tls_server_name(tls_bufferevent_ssl(bev), s->server_name, sizeof(s->server_name));
+		if (!s->is_greeted)
+			greet(s); /* pop3s: now that the name is known */
 		return;
 	}
 	if (events & BEV_EVENT_ERROR && s->is_tls) {
@@ -790,7 +794,23 @@ struct pop3_session *pop3_session_start(struct pop3_server *server, struct buffe
 	s->is_plaintext_auth_allowed = params->is_plaintext_auth_allowed;
 	s->is_cram_md5_offered = params->is_cram_md5_offered;
 	set_callbacks(s);
-	if (params->is_apop_offered) {
+	s->is_apop_offered = params->is_apop_offered;
+	/* pop3s: the greeting waits for the handshake, which tells which of
+	 * our names the client asked for. */
+	if (!s->is_tls)
+		greet(s);
+	return s;
+}
+
+const char *pop3_session_name(const struct pop3_session *s)
+{
+	return s->server_name[0] != '\0' ? s->server_name : s->server->config->hostname;
+}
+
+static void greet(struct pop3_session *s)
+{
+	s->is_greeted = true;
+	if (s->is_apop_offered) {
 		/* RFC 1939 7: a timestamp unique to this greeting; the random
 		 * part makes it unguessable, so a recorded digest is no use. */
 		unsigned char noise[8];
@@ -799,15 +819,14 @@ struct pop3_session *pop3_session_start(struct pop3_server *server, struct buffe
 		randombytes_buf(noise, sizeof(noise));
 		sodium_bin2hex(hex, sizeof(hex), noise, sizeof(noise));
 		snprintf(s->apop_timestamp, sizeof(s->apop_timestamp), "<%ld.%s@%s>",
-			 (long) getpid(), hex, server->config->hostname);
+			 (long) getpid(), hex, pop3_session_name(s));
 		snprintf(s->reply_text, sizeof(s->reply_text), "%s POP3 server ready %s",
-			 server->config->hostname, s->apop_timestamp);
+			 pop3_session_name(s), s->apop_timestamp);
 	} else {
 		snprintf(s->reply_text, sizeof(s->reply_text), "%s POP3 server ready",
-			 server->config->hostname);
+			 pop3_session_name(s));
 	}
 	write_reply(s, POP3_OK(s->reply_text));
-	return s;
 }
 
 static void session_free(struct pop3_session *s)

@@ -61,7 +61,7 @@ def configure_names(instance):
     for d in DOMAINS:
         inst.cli("domain", "add", d)
     certs = inst.dir / "names"
-    der = {f"smtp.{d}": make_cert(certs, f"smtp.{d}") for d in DOMAINS}
+    der = {f"{p}.{d}": make_cert(certs, f"{p}.{d}") for d in DOMAINS for p in ("smtp", "pop")}
     (certs / "README").write_text("certbot leaves this here\n")
     readable_by_daemon(certs)
     lines = inst.config.read_text().splitlines()
@@ -97,7 +97,7 @@ def test_sni_picks_certificate_and_name(instance):
     inst = instance
     _, der = configure_names(inst)
     inst.start()
-    inst.wait_log(r"tls names=2 dir=")
+    inst.wait_log(r"tls names=4 dir=")
     default = None
     for sni, want_name in (("smtp.a.test", "smtp.a.test"), ("SMTP.B.TEST", "smtp.b.test"),
                            (None, HOSTNAME), ("evil.example", HOSTNAME)):
@@ -127,6 +127,15 @@ def test_sni_picks_certificate_and_name(instance):
     tls.sendall(b"EHLO pc\r\n")
     assert tf.readline() == b"250-smtp.b.test\r\n"
     tls.close()
+    # POP3 over implicit TLS: the same, in its greeting.
+    for sni, want_name in (("pop.a.test", "pop.a.test"), (None, HOSTNAME)):
+        raw = socket.create_connection(("127.0.0.1", inst.port("pop3s")), timeout=10)
+        tls = context().wrap_socket(raw, server_hostname=sni)
+        assert tls.makefile("rb").readline() == \
+            f"+OK {want_name} POP3 server ready\r\n".encode(), sni
+        if sni is not None:
+            assert tls.getpeercert(binary_form=True) == der[sni]
+        tls.close()
     assert_clean_stop(inst)
 
 
@@ -141,7 +150,7 @@ def test_sighup_swaps_a_certificate_and_keeps_sessions(instance):
     readable_by_daemon(certs)
     assert new_der != der["smtp.a.test"]
     inst.proc.send_signal(signal.SIGHUP)
-    inst.wait_log(r"reload applied tls names=2")
+    inst.wait_log(r"reload applied tls names=4")
     tls, f, _, peer = implicit(inst, "smtp.a.test")
     assert peer == new_der
     tls.close()
