@@ -513,9 +513,9 @@ static void test_passwd_elsewhere_invalidates(void **state)
 	assert_int_equal(
 		auth_secret_make_argon2id(PW_OTHER, strlen(PW_OTHER), secret, sizeof(secret), &err),
 		0);
-	assert_int_equal(
-		store_user_set_secrets(world.admin, "grace@example.test", secret, "", NULL, NULL, &err),
-		0);
+	assert_int_equal(store_user_set_secrets(world.admin, "grace@example.test", secret, "", NULL,
+						NULL, &err),
+			 0);
 
 	o = login(f, "198.51.100.2", "grace@example.test", PW_ALICE);
 	assert_int_equal(o.result, AUTH_FAILED);

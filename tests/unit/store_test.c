@@ -652,13 +652,15 @@ static void test_user_get_and_change(void **state)
 	assert_string_equal(got.secret_scram, "{SCRAM-SHA-256}4096,s,k,k");
 	assert_string_equal(got.secret_cram_md5, "{CRAM-MD5}m");
 	assert_int_equal(
-		store_user_set_secrets(tmp->store, "alice@example.org", NULL, "", NULL, NULL, &err), 0);
+		store_user_set_secrets(tmp->store, "alice@example.org", NULL, "", NULL, NULL, &err),
+		0);
 	assert_int_equal(store_user_get(tmp->store, "alice@example.org", &got, &err), 0);
 	assert_string_equal(got.secret_argon2id, "{ARGON2ID}new");
 	assert_string_equal(got.secret_scram, "");
 	assert_string_equal(got.secret_cram_md5, "{CRAM-MD5}m");
 	assert_int_equal(
-		store_user_set_secrets(tmp->store, "alice@example.org", NULL, NULL, "", NULL, &err), 0);
+		store_user_set_secrets(tmp->store, "alice@example.org", NULL, NULL, "", NULL, &err),
+		0);
 	assert_int_equal(store_user_get(tmp->store, "alice@example.org", &got, &err), 0);
 	assert_string_equal(got.secret_cram_md5, "");
 	assert_error(store_user_set_secrets(tmp->store, "alice@example.org", "plaintext", NULL,
