@@ -1461,6 +1461,14 @@ static void on_event(struct bufferevent *bev, short events, void *ctx)
 		log_info("sid=%s tls error=%s", s->sid,
 			 tls_error_describe(bev, described, sizeof(described)));
 	}
+	if ((events & BEV_EVENT_TIMEOUT) && (events & BEV_EVENT_READING) &&
+	    (s->job != NULL || s->is_auth_waiting) && !s->is_quitting) {
+		/* We are the slow one (the disk, the store, a password check or
+		 * a failure delay): the client is waiting for our answer, not
+		 * idle. Keep listening; the clock starts again. */
+		bufferevent_enable(s->bev, EV_READ);
+		return;
+	}
 	if (events & BEV_EVENT_TIMEOUT) {
 		write_reply(s, REPLY(421, "4.4.2", "Timeout, closing connection"));
 		s->is_quitting = true;

@@ -7,6 +7,7 @@ import socket
 import time
 
 from conftest import HOSTNAME, assert_clean_stop, set_global_key, wait_for
+from test_smtp_auth import set_listener_key
 
 
 def connect(inst, listener="mx", source="127.0.0.1"):
@@ -160,4 +161,32 @@ def test_session_time_commands_and_errors(mail_server):
     s.sendall(b"QUIT\r\n")
     assert f.readline().startswith(b"221 ")
     s.close()
+    assert_clean_stop(inst)
+
+
+def test_waiting_for_the_server_is_not_a_client_timeout(mail_server):
+    """A failed login's delay (1, 2, 4 s after three failures from one
+    address) may outlast command_timeout: the client is waiting for us, so
+    it gets its 535, not a 421 Timeout."""
+    import base64
+    inst = mail_server
+    set_global_key(inst, "command_timeout", "1s")
+    # PLAIN without TLS, as the guide's clients do, keeps the test short.
+    set_listener_key(inst, "mx", "tls_profile", "legacy")
+    set_listener_key(inst, "mx", "plaintext_auth", "yes")
+    inst.start()
+    replies = []
+    for i in range(6):  # the 5th and 6th wait 2 and 4 s
+        # A different wrong password each time: a repeat would not count.
+        wrong = base64.b64encode(f"\0alice@example.test\0wrong {i}".encode()).decode()
+        s, f = greeted(inst, "mx")
+        s.sendall(b"EHLO pc\r\n")
+        while not f.readline().startswith(b"250 "):
+            pass
+        s.sendall(f"AUTH PLAIN {wrong}\r\n".encode())
+        replies.append(f.readline())
+        s.close()
+    assert all(r.startswith(b"535 5.7.8 ") for r in replies), replies
+    inst.wait_log(r"reason=bad-password delay_ms=4000")
+    assert "smtp timeout" not in inst.log() and "Timeout, closing" not in inst.log()
     assert_clean_stop(inst)
