@@ -25,6 +25,7 @@
 #include "auth/secret.h"
 #include "auth/throttle.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/span.h"
 #include "core/worker.h"
 #include "store/address.h"
@@ -353,6 +354,11 @@ static void conclude(struct auth_service *svc, struct auth_ticket *t)
 		else if (t->result != AUTH_OK && t->result != AUTH_TEMPFAIL && t->has_cached_stamp)
 			auth_cache_remove(svc->cache, t->cache_key);
 	}
+	metrics_auth(t->listener, t->mechanism,
+		     t->result == AUTH_OK	   ? METRICS_AUTH_OK
+		     : t->result == AUTH_FAILED	   ? METRICS_AUTH_FAILED
+		     : t->result == AUTH_THROTTLED ? METRICS_AUTH_THROTTLED
+						   : METRICS_AUTH_TEMPFAIL);
 	log_result(t, delay_ms);
 	password_wipe(t);
 	sodium_memzero(t->cache_key, sizeof(t->cache_key));

@@ -32,6 +32,7 @@ enum config_type {
 	CONFIG_TYPE_SERVERS,	  /* comma-separated numeric IP:PORT, kept as text */
 	CONFIG_TYPE_OUTBOUND_TLS, /* opportunistic, require, verify, none */
 	CONFIG_TYPE_ROUTE,	  /* HOST:PORT [tls=MODE] */
+	CONFIG_TYPE_CIDRS,	  /* comma-separated ADDRESS[/PREFIX] */
 };
 
 enum config_scope {
@@ -122,6 +123,7 @@ static const struct config_key config_keys[] = {
 	TOP_DURATION(delay_warning_ms, "delay_warning", "0s", 0, 30 * 86400000ULL),
 	TOP_RANGE(bounce_return_max, CONFIG_TYPE_SIZE, "100K", 0, 1ULL << 30),
 	TOP(relayhost,          CONFIG_TYPE_ROUTE,     ""),
+	TOP(metrics_allow,      CONFIG_TYPE_CIDRS,     "127.0.0.0/8, ::1"),
 };
 // clang-format on
 
@@ -458,6 +460,104 @@ static int parse_listen(const struct value_context *vc, const struct config_key 
 	return 0;
 }
 
+/* "ADDRESS[/PREFIX], ...": numeric IPv4 or IPv6 blocks; no prefix is one
+ * address. Bits past the prefix must be zero, so a typo such as
+ * 10.0.0.1/8 is caught rather than read as 10.0.0.0/8. */
+static int parse_cidrs(const struct value_context *vc, const struct config_key *key,
+		       struct span value, struct config_cidrs *out)
+{
+	struct span rest = value;
+
+	out->count = 0;
+	while (rest.len > 0) {
+		struct span item, after, host, prefix;
+		struct config_cidr *c;
+		char text[INET6_ADDRSTRLEN];
+		uint64_t bits;
+		unsigned max;
+		bool has_prefix;
+
+		if (!span_split_first(rest, ',', &item, &after)) {
+			item = rest;
+			after = span_make(NULL, 0);
+		} else if (span_trim(after).len == 0) {
+			return value_error(vc, key, "empty block after ','");
+		}
+		if (out->count == CONFIG_CIDRS_MAX)
+			return value_error(vc, key, "more than 16 address blocks");
+		c = &out->items[out->count];
+		item = span_trim(item);
+		has_prefix = span_split_first(item, '/', &host, &prefix);
+		if (!has_prefix)
+			host = item;
+		if (!span_copy_cstr(host, text, sizeof(text)))
+			goto bad;
+		memset(c->address, 0, sizeof(c->address));
+		if (inet_pton(AF_INET, text, c->address) == 1) {
+			c->family = AF_INET;
+			max = 32;
+		} else if (inet_pton(AF_INET6, text, c->address) == 1) {
+			c->family = AF_INET6;
+			max = 128;
+		} else {
+			goto bad;
+		}
+		if (!has_prefix)
+			bits = max;
+		else if (!span_parse_u64(prefix, &bits) || bits > max)
+			goto bad;
+		c->prefix_len = (unsigned) bits;
+		for (unsigned b = c->prefix_len; b < max; b++)
+			if (c->address[b / 8] & (0x80 >> (b % 8)))
+				return value_error(vc, key,
+						   "a block has address bits set past its prefix");
+		out->count++;
+		rest = after;
+	}
+	if (out->count == 0)
+		return value_error(vc, key, "needs at least one ADDRESS[/PREFIX]");
+	return 0;
+bad:
+	return value_error(vc, key,
+			   "expected numeric IPv4 or IPv6 ADDRESS[/PREFIX] items, comma-separated");
+}
+
+static bool cidr_contains(const struct config_cidr *c, const unsigned char *address)
+{
+	unsigned full = c->prefix_len / 8, rest = c->prefix_len % 8;
+
+	if (memcmp(c->address, address, full) != 0)
+		return false;
+	return rest == 0 || ((c->address[full] ^ address[full]) & (0xff00 >> rest) & 0xff) == 0;
+}
+
+bool config_cidrs_contain(const struct config_cidrs *cidrs, const char *ip)
+{
+	unsigned char v4[4], v6[16];
+	int family;
+
+	if (inet_pton(AF_INET, ip, v4) == 1) {
+		family = AF_INET;
+	} else if (inet_pton(AF_INET6, ip, v6) == 1) {
+		static const unsigned char mapped[12] = {
+			0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff
+		};
+
+		family = AF_INET6;
+		if (memcmp(v6, mapped, sizeof(mapped)) == 0) {
+			memcpy(v4, v6 + 12, 4);
+			family = AF_INET;
+		}
+	} else {
+		return false;
+	}
+	for (size_t i = 0; i < cidrs->count; i++)
+		if (cidrs->items[i].family == family &&
+		    cidr_contains(&cidrs->items[i], family == AF_INET ? v4 : v6))
+			return true;
+	return false;
+}
+
 static int set_path(const struct value_context *vc, const struct config_key *key, struct span value,
 		    char *out, size_t out_cap)
 {
@@ -539,6 +639,8 @@ static int set_value(const struct value_context *vc, const struct config_key *ke
 		return 0;
 	case CONFIG_TYPE_ROUTE:
 		return parse_route(vc, key->name, value, (struct config_route *) (void *) field);
+	case CONFIG_TYPE_CIDRS:
+		return parse_cidrs(vc, key, value, (struct config_cidrs *) (void *) field);
 	case CONFIG_TYPE_SIZE:
 	case CONFIG_TYPE_COUNT: {
 		uint64_t n;
@@ -1073,6 +1175,19 @@ static void print_value(FILE *out, const struct config_key *key, const void *bas
 			fprintf(out, "%lluK", (unsigned long long) (n >> 10));
 		else
 			fprintf(out, "%llu", (unsigned long long) n);
+		break;
+	}
+	case CONFIG_TYPE_CIDRS: {
+		const struct config_cidrs *cidrs =
+			(const struct config_cidrs *) (const void *) field;
+
+		for (size_t i = 0; i < cidrs->count; i++) {
+			char text[INET6_ADDRSTRLEN];
+
+			inet_ntop(cidrs->items[i].family, cidrs->items[i].address, text,
+				  sizeof(text));
+			fprintf(out, "%s%s/%u", i ? ", " : "", text, cidrs->items[i].prefix_len);
+		}
 		break;
 	}
 	case CONFIG_TYPE_LISTEN: {

@@ -88,6 +88,21 @@ struct config_route {
 	enum config_outbound_tls tls;
 };
 
+#define CONFIG_CIDRS_MAX 16
+
+/* An address block, "192.0.2.0/24" or "2001:db8::/32". */
+struct config_cidr {
+	int family; /* AF_INET or AF_INET6 */
+	unsigned char address[16];
+	unsigned prefix_len;
+};
+
+/* `metrics_allow`: who may read /metrics (docs/http.md). */
+struct config_cidrs {
+	size_t count;
+	struct config_cidr items[CONFIG_CIDRS_MAX];
+};
+
 struct config {
 	char path[CONFIG_PATH_MAX]; /* the main file, as given */
 
@@ -137,6 +152,7 @@ struct config {
 	struct config_route relayhost;
 	size_t route_count;
 	struct config_route routes[CONFIG_ROUTES_MAX];
+	struct config_cidrs metrics_allow; /* clients that may read /metrics */
 };
 
 /*
@@ -195,6 +211,10 @@ void config_address_format(const struct config_address *address, char *out, size
 /* The route for domain (ASCII case-insensitive): a `route` entry, else the
  * relayhost, else NULL (MX look-up). */
 const struct config_route *config_route_find(const struct config *config, const char *domain);
+
+/* Whether ip (numeric text, IPv4 or IPv6; an IPv4-mapped IPv6 address
+ * counts as its IPv4 address) is inside one of the blocks. */
+bool config_cidrs_contain(const struct config_cidrs *cidrs, const char *ip);
 
 /* "opportunistic", "require", "verify", "none". */
 const char *config_outbound_tls_name(enum config_outbound_tls tls);

@@ -282,7 +282,10 @@ static void start_mail_services(struct daemon *daemon)
 						      .store_lock = &daemon->store_lock,
 						      .tls = daemon->tls,
 						      .new_sid = http_session_id,
-						      .new_sid_ctx = daemon },
+						      .new_sid_ctx = daemon,
+						      .spool = daemon->spool,
+						      .session_counts = daemon->session_counts,
+						      .started_at_s = (uint64_t) time(NULL) },
 			&err);
 		if (daemon->http == NULL)
 			daemon_fatal(DAEMON_EXIT_FAILURE, "cannot start the HTTP server: %s",

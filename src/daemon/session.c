@@ -18,6 +18,7 @@
 #include <event2/util.h>
 
 #include "core/log.h"
+#include "core/metrics.h"
 #include "daemon/internal.h"
 #include "tls/upgrade.h"
 
@@ -66,6 +67,7 @@ void daemon_session_accept(struct daemon_listener *listener, evutil_socket_t fd,
 	if (refusal != NULL) {
 		log_warning("connect refused listener=%s client=%s reason=%s",
 			    config_listener_name(listener->kind), client, refusal);
+		metrics_session_refused(refusal);
 		daemon_limits_refuse(listener->kind, fd);
 		return;
 	}

@@ -169,6 +169,10 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
 		memcpy(live->hostname, fresh->hostname, sizeof(live->hostname));
 		log_info("reload applied hostname=%s", live->hostname);
 	}
+	if (memcmp(&fresh->metrics_allow, &live->metrics_allow, sizeof(live->metrics_allow)) != 0) {
+		live->metrics_allow = fresh->metrics_allow;
+		log_info("reload applied metrics_allow blocks=%zu", live->metrics_allow.count);
+	}
 	if (fresh->shutdown_timeout_ms != live->shutdown_timeout_ms) {
 		live->shutdown_timeout_ms = fresh->shutdown_timeout_ms;
 		log_info("reload applied shutdown_timeout_ms=%llu",

@@ -26,6 +26,7 @@
 #include <event2/listener.h>
 
 #include "core/log.h"
+#include "core/metrics.h"
 #include "http/limits.h"
 #include "http/query.h"
 #include "http/render.h"
@@ -41,6 +42,7 @@ enum route {
 	ROUTE_MOBILECONFIG,
 	ROUTE_SETUP,
 	ROUTE_SETUP_INDEX,
+	ROUTE_METRICS,
 };
 
 struct http_job;
@@ -66,12 +68,14 @@ struct http_job {
 	char domain[ADDRESS_DOMAIN_MAX + 1];
 	struct store *store;
 	pthread_mutex_t *store_lock;
+	struct queue_spool *server_spool; /* ROUTE_METRICS; NULL: not counted */
 	/* Results (worker thread). */
 	enum error_kind result;
 	struct store_domain row;
 	char (*domains)[ADDRESS_DOMAIN_MAX + 1];
 	size_t domain_count;
 	bool is_cut;
+	size_t places[3]; /* ROUTE_METRICS: queue/, deferred/, hold/ */
 };
 
 struct http_server {
@@ -292,12 +296,31 @@ static int collect_domain(void *ctx, const struct store_domain *domain)
 	return 0;
 }
 
+static void count_place(void *ctx, const char *id, enum queue_place place)
+{
+	struct http_job *job = ctx;
+
+	(void) id;
+	if ((size_t) place < ARRAY_LEN(job->places))
+		job->places[place]++;
+}
+
 static void run_job(void *arg)
 {
 	struct http_job *job = arg;
 	struct error err;
 	int rc;
 
+	if (job->route == ROUTE_METRICS) {
+		/* The spool only: a failure leaves the queue gauges out. */
+		if (job->server_spool != NULL &&
+		    queue_spool_list(job->server_spool, count_place, job, &err) < 0) {
+			log_warning("http metrics: %s", err.message);
+			job->server_spool = NULL;
+		}
+		job->result = ERROR_NONE;
+		return;
+	}
 	pthread_mutex_lock(job->store_lock);
 	if (job->route == ROUTE_SETUP_INDEX) {
 		job->domains = calloc(HTTP_INDEX_DOMAINS_MAX, sizeof(job->domains[0]));
@@ -315,6 +338,29 @@ static void run_job(void *arg)
 	job->result = rc == 0 ? ERROR_NONE : err.kind;
 	if (rc != 0 && err.kind != ERROR_NOT_FOUND)
 		log_warning("http store: %s", err.message);
+}
+
+static void send_metrics(struct http_job *job)
+{
+	const struct http_server_params *p = &job->server->params;
+	struct evbuffer *body = evbuffer_new();
+	struct metrics_counters counters;
+	struct metrics_gauges gauges = { .start_time_s = p->started_at_s };
+
+	metrics_snapshot(&counters);
+	for (size_t i = 0; p->session_counts != NULL && i < CONFIG_LISTENER_KIND_COUNT; i++)
+		gauges.sessions[i] = p->session_counts[i];
+	gauges.has_queue = job->server_spool != NULL;
+	memcpy(gauges.queue, job->places, sizeof(gauges.queue));
+	if (body == NULL || metrics_render(&counters, &gauges, body) < 0) {
+		reply_text(job->conn, job->req, 503, "Service Unavailable", "out of memory");
+	} else {
+		/* The exposition format's own media type (text format 0.0.4). */
+		reply(job->conn, job->req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8",
+		      body);
+	}
+	if (body != NULL)
+		evbuffer_free(body);
 }
 
 static void send_document(struct http_job *job)
@@ -358,6 +404,7 @@ static void send_document(struct http_job *job)
 			break;
 		case ROUTE_SETUP:
 		case ROUTE_SETUP_INDEX:
+		case ROUTE_METRICS:
 			http_render_setup(&settings, config, body);
 			type = "text/html; charset=utf-8";
 			/* No script, no external resource: the page is self-contained. */
@@ -398,6 +445,8 @@ static void job_done(void *arg)
 			else if (job->result != ERROR_NONE)
 				reply_text(job->conn, job->req, 503, "Service Unavailable",
 					   "try again later");
+			else if (job->route == ROUTE_METRICS)
+				send_metrics(job);
 			else
 				send_document(job);
 		}
@@ -421,6 +470,7 @@ static void submit(struct http_server *s, struct http_connection *c, struct evht
 	job->route = route;
 	job->store = s->params.store;
 	job->store_lock = s->params.store_lock;
+	job->server_spool = s->params.spool;
 	snprintf(job->address, sizeof(job->address), "%s", address);
 	snprintf(job->domain, sizeof(job->domain), "%s", domain);
 	if (worker_pool_submit(s->params.workers, run_job, job_done, job) != 0) {
@@ -566,6 +616,22 @@ static void route_setup(struct http_server *s, struct http_connection *c,
 	submit(s, c, req, ROUTE_SETUP, "", domain);
 }
 
+/* Only the clients metrics_allow names; the counters say how the service
+ * is used, which is not for the world to read. */
+static void route_metrics(struct http_server *s, struct http_connection *c,
+			  struct evhttp_request *req)
+{
+	char *peer = NULL;
+	ev_uint16_t port = 0;
+
+	evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer, &port);
+	if (peer == NULL || !config_cidrs_contain(&s->params.config->metrics_allow, peer)) {
+		reply_text(c, req, 403, "Forbidden", "metrics are not served to this address");
+		return;
+	}
+	submit(s, c, req, ROUTE_METRICS, "", "");
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
 	struct http_server *s = arg;
@@ -591,6 +657,8 @@ static void on_request(struct evhttp_request *req, void *arg)
 	if (span_eq_cstr(path, "/mail/config-v1.1.xml") ||
 	    span_eq_cstr(path, "/.well-known/autoconfig/mail/config-v1.1.xml"))
 		route_autoconfig(s, c, req, query);
+	else if (span_eq_cstr(path, "/metrics"))
+		route_metrics(s, c, req);
 	else if (span_eq_cstr(path, "/apple/mobileconfig"))
 		route_mobileconfig(s, c, req, query);
 	else if (span_eq_cstr(path, "/setup") || span_eq_cstr(path, "/setup/"))

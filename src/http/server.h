@@ -10,6 +10,9 @@
  * daemon sessions: each gets its own sid for the log, and a shutdown closes
  * them when the loop ends.
  *
+ * /metrics renders core/metrics.h's registry for the clients metrics_allow
+ * names (403 for others), after counting the spool on a worker.
+ *
  * Store look-ups run on the worker pool under store_lock; the reply is
  * rendered and sent on the loop. Everything here runs on the event-loop
  * thread.
@@ -25,6 +28,7 @@
 #include "core/error.h"
 #include "core/id.h"
 #include "core/worker.h"
+#include "queue/spool.h"
 #include "store/store.h"
 #include "tls/context.h"
 
@@ -42,6 +46,12 @@ struct http_server_params {
 	struct tls_context *const *tls;
 	http_session_id_fn *new_sid;
 	void *new_sid_ctx;
+	/* /metrics (docs/http.md): the spool, counted on a worker (NULL: no
+	 * queue gauges), the live sessions per listener kind (the daemon's
+	 * array, read on the loop) and when the daemon started (Unix time). */
+	struct queue_spool *spool;
+	const size_t *session_counts;
+	uint64_t started_at_s;
 };
 
 struct http_server;

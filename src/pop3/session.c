@@ -30,6 +30,7 @@
 #include <event2/event.h>
 
 #include "core/log.h"
+#include "core/metrics.h"
 #include "mailbox/path.h"
 #include "tls/context.h"
 #include "tls/upgrade.h"
@@ -719,6 +720,7 @@ static void on_event(struct bufferevent *bev, short events, void *ctx)
 		char described[TLS_DESCRIBE_CAP];
 
 		s->is_handshake_done = true;
+		metrics_tls_handshake(s->listener, tls_handshake_version(tls_bufferevent_ssl(bev)));
 		log_info("sid=%s tls %s", s->sid,
 			 tls_handshake_describe(tls_bufferevent_ssl(bev), described,
 						sizeof(described)));

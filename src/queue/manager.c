@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/metrics.h"
 #include "delivery/local.h"
 #include "delivery/outbound.h"
 #include "queue/dsn.h"
@@ -531,6 +532,10 @@ static void log_outcomes(struct queue_job *job)
 
 		if (a->result == ATTEMPT_NONE)
 			continue;
+		metrics_delivery(a->result == ATTEMPT_DELIVERED	 ? METRICS_DELIVERY_DELIVERED
+				 : a->result == ATTEMPT_DEFERRED ? METRICS_DELIVERY_DEFERRED
+								 : METRICS_DELIVERY_FAILED,
+				 a->via, delay_s * 1000);
 		log_write(a->result == ATTEMPT_DELIVERED ? LOG_LEVEL_INFO : LOG_LEVEL_WARNING,
 			  "qid=%s delivery to=%s via=%s result=%s delay_ms=%llu relay=%s "
 			  "detail=%s",
@@ -553,6 +558,7 @@ static void finish_done(void *arg)
 	if (job->rc == 0)
 		log_outcomes(job);
 	if (job->dsn_id[0] != '\0') {
+		metrics_bounce();
 		log_info("qid=%s queue dsn qid=%s to=<%s>", entry->id, job->dsn_id,
 			 job->env.reverse_path);
 		queue_manager_submit(m, job->dsn_id, true);

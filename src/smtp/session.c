@@ -24,6 +24,7 @@
 #include <event2/event.h>
 
 #include "core/log.h"
+#include "core/metrics.h"
 #include "smtp/received.h"
 #include "store/address.h"
 #include "tls/context.h"
@@ -592,6 +593,7 @@ static void commit_done(struct smtp_session *s, struct smtp_job *job)
 			 s->tx.target_count, (unsigned long long) s->body_bytes);
 		if (s->server->on_queued != NULL)
 			s->server->on_queued(s->server->on_queued_ctx, s->queue_id);
+		metrics_message_accepted(s->listener);
 		snprintf(s->reply_text, sizeof(s->reply_text), "Ok: queued as %s", s->queue_id);
 		smtp_session_reply(s, REPLY(250, "2.0.0", s->reply_text));
 	}
@@ -1446,6 +1448,7 @@ static void on_event(struct bufferevent *bev, short events, void *ctx)
 		char described[TLS_DESCRIBE_CAP];
 
 		s->is_handshake_done = true;
+		metrics_tls_handshake(s->listener, tls_handshake_version(tls_bufferevent_ssl(bev)));
 		log_info("sid=%s tls %s", s->sid,
 			 tls_handshake_describe(tls_bufferevent_ssl(bev), described,
 						sizeof(described)));

@@ -378,6 +378,11 @@ static const char *version_name(int version)
 	}
 }
 
+const char *tls_handshake_version(const SSL *ssl)
+{
+	return version_name(SSL_version(ssl));
+}
+
 const char *tls_handshake_describe(const SSL *ssl, char *out, size_t cap)
 {
 	char escaped[LOG_ESCAPED_CAP];

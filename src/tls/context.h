@@ -104,6 +104,10 @@ bool tls_profile_parse(struct span word, enum tls_profile *profile_out);
  */
 const char *tls_handshake_describe(const SSL *ssl, char *out, size_t cap);
 
+/* The negotiated protocol version as the RFCs name it ("TLSv1.2",
+ * "TLSv1.3"), or "unknown"; a static string. */
+const char *tls_handshake_version(const SSL *ssl);
+
 /*
  * The host name the client asked for in its server_name extension (RFC 6066
  * 3), or NULL when it sent none. For a resumed TLS 1.2 session it is the name

@@ -346,6 +346,55 @@ static void test_every_key_is_documented(void **state)
 	assert_int_equal(check.missing, 0);
 }
 
+static const struct cidr_case {
+	const char *name, *value; /* value NULL: the default */
+	bool ok;
+	const char *client;
+	bool want_inside;
+} cidr_cases[] = {
+	{ "default loopback v4", NULL, true, "127.0.0.2", true },
+	{ "default loopback v6", NULL, true, "::1", true },
+	{ "default mapped loopback", NULL, true, "::ffff:127.0.0.1", true },
+	{ "default refuses others", NULL, true, "192.0.2.7", false },
+	{ "one address", "192.0.2.7", true, "192.0.2.7", true },
+	{ "one address, neighbour", "192.0.2.7", true, "192.0.2.8", false },
+	{ "odd prefix inside", "10.64.0.0/10", true, "10.127.255.255", true },
+	{ "odd prefix outside", "10.64.0.0/10", true, "10.128.0.0", false },
+	{ "v6 block", "2001:db8::/32, 127.0.0.1/32", true, "2001:db8:ffff::1", true },
+	{ "v6 block, v4 client", "2001:db8::/32", true, "127.0.0.1", false },
+	{ "everything", "0.0.0.0/0", true, "203.0.113.9", true },
+	{ "host bits set", "10.0.0.1/8", false, NULL, false },
+	{ "prefix too long", "10.0.0.0/33", false, NULL, false },
+	{ "not numeric", "localhost", false, NULL, false },
+	{ "empty item", "127.0.0.1,", false, NULL, false },
+	{ "empty prefix", "127.0.0.1/", false, NULL, false },
+};
+
+static void test_metrics_allow(void **state)
+{
+	(void) state;
+	for (size_t i = 0; i < ARRAY_LEN(cidr_cases); i++) {
+		const struct cidr_case *c = &cidr_cases[i];
+		struct config *config = calloc(1, sizeof(*config));
+		char text[256];
+		struct error err;
+		int rc;
+
+		print_message("case: %s\n", c->name);
+		assert_non_null(config);
+		if (c->value != NULL)
+			snprintf(text, sizeof(text), "metrics_allow = %s\n", c->value);
+		else
+			text[0] = '\0';
+		rc = config_load_text("t.conf", "/", span_from_cstr(text), config, &err);
+		assert_int_equal(rc == 0, c->ok);
+		if (c->ok)
+			assert_int_equal(config_cidrs_contain(&config->metrics_allow, c->client),
+					 c->want_inside);
+		free(config);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -355,6 +404,7 @@ int main(void)
 		cmocka_unit_test(test_print_round_trip),
 		cmocka_unit_test(test_includes),
 		cmocka_unit_test(test_every_key_is_documented),
+		cmocka_unit_test(test_metrics_allow),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
