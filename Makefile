@@ -2,11 +2,13 @@
 #   make demo    install what is missing, build, run a demo server on loopback
 #   make check   install what is missing, build, run every test
 #   make bench   build the load tools in bench/ (see docs/performance.md)
+#   make fuzz    run every fuzz target FUZZ_SECONDS (300) each (docs/testing.md)
+#   make soak    about a minute of honest and hostile traffic (docs/testing.md)
 PREFIX ?= /usr/local
 DESTDIR ?=
 BUILD ?= build
 
-.PHONY: all build bench deps check demo install install-sendmail clean format
+.PHONY: all build bench deps check demo fuzz soak install install-sendmail clean format
 
 all: build
 
@@ -25,6 +27,13 @@ bench: $(BUILD)/build.ninja
 
 check: deps
 	@bash scripts/check.sh
+
+# FUZZ_ARGS=--merge keeps the new inputs in fuzz/corpus/ (scripts/fuzz.sh).
+fuzz: deps
+	@bash scripts/fuzz.sh $(FUZZ_ARGS)
+
+soak: deps
+	@bash scripts/soak.sh
 
 demo: deps
 	@$(MAKE) --no-print-directory build

@@ -57,6 +57,8 @@ pass "$u_ok"
 
 step "end-to-end tests (pytest, real clients, sanitized daemon)"
 export POSTGATE_BUILD_DIR="$root/build-check"
+# The gcc build without sanitizers, for the valgrind test (tests/e2e/test_valgrind.py).
+export POSTGATE_PLAIN_BUILD_DIR="$root/build"
 junit="$root/build-check/e2e-junit.xml"
 rm -f "$junit"
 # shellcheck disable=SC2086

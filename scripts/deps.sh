@@ -11,7 +11,7 @@ packages="
   openssl ca-certificates
   python3 python3-pytest python3-aiosmtpd
   swaks libnet-ssleay-perl curl dnsmasq-base fail2ban gsasl
-  passwd util-linux procps clang-format
+  passwd util-linux procps clang-format valgrind
   chromium
 "
 

@@ -241,6 +241,32 @@ bool delivery_mx_keep(struct delivery_mx *mx, size_t *count, unsigned preference
 	return true;
 }
 
+enum delivery_mx_answer delivery_mx_parse(const unsigned char *abuf, int alen,
+					  struct delivery_mx *mx, size_t *count)
+{
+	struct ares_mx_reply *records = NULL;
+	enum delivery_mx_answer answer;
+
+	*count = 0;
+	if (abuf == NULL || alen <= 0 || ares_parse_mx_reply(abuf, alen, &records) != ARES_SUCCESS)
+		return DELIVERY_MX_ANSWER_BAD;
+	/* RFC 7505 3: a single MX with preference 0 and exchange "." */
+	if (records != NULL && records->next == NULL && records->priority == 0 &&
+	    (records->host[0] == '\0' || strcmp(records->host, ".") == 0)) {
+		ares_free_data(records);
+		return DELIVERY_MX_ANSWER_NULL_MX;
+	}
+	/* Every record is looked at (the answer is bounded by its packet), the
+	 * DELIVERY_MX_MAX most preferred kept; a null MX among others is
+	 * ignored. */
+	for (struct ares_mx_reply *r = records; r != NULL; r = r->next)
+		delivery_mx_keep(mx, count, r->priority, r->host);
+	answer = *count > 0 ? DELIVERY_MX_ANSWER_OK : DELIVERY_MX_ANSWER_NO_HOST;
+	if (records != NULL)
+		ares_free_data(records);
+	return answer;
+}
+
 static uint32_t system_random(void *ctx)
 {
 	uint32_t r = 0;
@@ -353,7 +379,6 @@ static void resolve_hosts(struct lookup *l)
 static void on_mx(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
 	struct lookup *l = arg;
-	struct ares_mx_reply *records = NULL;
 	char detail[DELIVERY_HOST_NAME_MAX + 128];
 
 	(void) timeouts;
@@ -374,33 +399,35 @@ static void on_mx(void *arg, int status, int timeouts, unsigned char *abuf, int 
 		lookup_free(l);
 		return;
 	}
-	if (status != ARES_SUCCESS || ares_parse_mx_reply(abuf, alen, &records) != ARES_SUCCESS) {
+	if (status != ARES_SUCCESS) {
 		snprintf(detail, sizeof(detail), "MX look-up of %s failed: %s", l->mx[0].name,
-			 ares_strerror(status != ARES_SUCCESS ? status : ARES_EBADRESP));
+			 ares_strerror(status));
 		l->fn(l->ctx, DELIVERY_DNS_TEMPFAIL, &l->hosts, detail);
 		lookup_free(l);
 		return;
 	}
-	/* RFC 7505 3: a single MX with preference 0 and exchange "." */
-	if (records != NULL && records->next == NULL && records->priority == 0 &&
-	    (records->host[0] == '\0' || strcmp(records->host, ".") == 0)) {
-		snprintf(detail, sizeof(detail), "%s accepts no mail (null MX)", l->mx[0].name);
-		ares_free_data(records);
-		l->fn(l->ctx, DELIVERY_DNS_NULL_MX, &l->hosts, detail);
-		lookup_free(l);
-		return;
-	}
-	/* Every record is looked at (the answer is bounded by its packet), the
-	 * DELIVERY_MX_MAX most preferred kept; a null MX among others is
-	 * ignored. */
-	l->mx_count = 0;
-	for (struct ares_mx_reply *r = records; r != NULL; r = r->next)
-		delivery_mx_keep(l->mx, &l->mx_count, r->priority, r->host);
-	ares_free_data(records);
-	if (l->mx_count == 0) {
-		l->fn(l->ctx, DELIVERY_DNS_TEMPFAIL, &l->hosts, "MX records name no host");
-		lookup_free(l);
-		return;
+	{
+		struct delivery_mx name = l->mx[0]; /* the domain, for the details */
+
+		switch (delivery_mx_parse(abuf, alen, l->mx, &l->mx_count)) {
+		case DELIVERY_MX_ANSWER_OK:
+			break;
+		case DELIVERY_MX_ANSWER_NULL_MX:
+			snprintf(detail, sizeof(detail), "%s accepts no mail (null MX)", name.name);
+			l->fn(l->ctx, DELIVERY_DNS_NULL_MX, &l->hosts, detail);
+			lookup_free(l);
+			return;
+		case DELIVERY_MX_ANSWER_NO_HOST:
+			l->fn(l->ctx, DELIVERY_DNS_TEMPFAIL, &l->hosts, "MX records name no host");
+			lookup_free(l);
+			return;
+		case DELIVERY_MX_ANSWER_BAD:
+			snprintf(detail, sizeof(detail), "MX look-up of %s failed: %s", name.name,
+				 ares_strerror(ARES_EBADRESP));
+			l->fn(l->ctx, DELIVERY_DNS_TEMPFAIL, &l->hosts, detail);
+			lookup_free(l);
+			return;
+		}
 	}
 	delivery_mx_order(l->mx, l->mx_count, system_random, NULL);
 	resolve_hosts(l);

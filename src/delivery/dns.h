@@ -90,4 +90,19 @@ typedef uint32_t delivery_random_fn(void *ctx);
 void delivery_mx_order(struct delivery_mx *mx, size_t count, delivery_random_fn *random,
 		       void *random_ctx);
 
+/* What an MX answer says (delivery_mx_parse). */
+enum delivery_mx_answer {
+	DELIVERY_MX_ANSWER_OK,	    /* mx[0..*count) kept, *count >= 1, not yet ordered */
+	DELIVERY_MX_ANSWER_NULL_MX, /* RFC 7505: one record, preference 0, exchange "." */
+	DELIVERY_MX_ANSWER_NO_HOST, /* records, but none names a usable host */
+	DELIVERY_MX_ANSWER_BAD,	    /* not a well-formed MX answer */
+};
+
+/* The MX answer packet a DNS server handed us (abuf, alen bytes, as c-ares
+ * passes it to the query callback) → the exchanges to try, through
+ * ares_parse_mx_reply and delivery_mx_keep; mx has room for DELIVERY_MX_MAX.
+ * Any bytes are accepted: a malformed packet is DELIVERY_MX_ANSWER_BAD. */
+enum delivery_mx_answer delivery_mx_parse(const unsigned char *abuf, int alen,
+					  struct delivery_mx *mx, size_t *count);
+
 #endif

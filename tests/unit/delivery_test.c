@@ -1,5 +1,6 @@
 /* Tests for the pure parts of outbound delivery: src/delivery/reply.c (the
- * SMTP reply reader and EHLO keywords), delivery_mx_order (src/delivery/dns.c),
+ * SMTP reply reader and EHLO keywords), delivery_mx_order and delivery_mx_parse
+ * (src/delivery/dns.c),
  * xtext encoding (src/delivery/smtp_client.c), queue_retry_delay_s
  * (src/queue/manager.c) and the DSN builder and rules (src/queue/dsn.c). */
 #include <setjmp.h>
@@ -219,6 +220,131 @@ static void test_mx_keep(void **state)
 	assert_int_equal(count, 0);
 }
 
+/* An MX answer packet (RFC 1035 4.1) for example.org with the records
+ * given; cut is how many bytes to drop from its end. */
+struct mx_record {
+	unsigned preference;
+	const char *exchange; /* dotted; "." is the root */
+};
+
+static size_t mx_answer_build(unsigned char *buf, size_t cap, const struct mx_record *records,
+			      size_t count)
+{
+	static const unsigned char question[] = { 7,   'e', 'x', 'a', 'm', 'p', 'l', 'e', 3,
+						  'o', 'r', 'g', 0,   0,   15,	0,   1 };
+	size_t len = 0;
+
+	assert_true(cap >= 12 + sizeof(question));
+	memset(buf, 0, 12);
+	buf[0] = 0x12;
+	buf[2] = 0x81;
+	buf[3] = 0x80;
+	buf[5] = 1;			/* QDCOUNT */
+	buf[7] = (unsigned char) count; /* ANCOUNT */
+	len = 12;
+	memcpy(buf + len, question, sizeof(question));
+	len += sizeof(question);
+	for (size_t i = 0; i < count; i++) {
+		unsigned char rdata[300];
+		size_t rlen = 2;
+		const char *p = records[i].exchange;
+
+		rdata[0] = (unsigned char) (records[i].preference >> 8);
+		rdata[1] = (unsigned char) records[i].preference;
+		while (*p != '\0' && strcmp(p, ".") != 0) {
+			const char *dot = strchr(p, '.');
+			size_t label = dot == NULL ? strlen(p) : (size_t) (dot - p);
+
+			rdata[rlen++] = (unsigned char) label;
+			memcpy(rdata + rlen, p, label);
+			rlen += label;
+			p += label + (dot != NULL);
+		}
+		rdata[rlen++] = 0;
+		assert_true(len + 12 + rlen <= cap);
+		/* name: pointer to the question; type MX, class IN, TTL 300 */
+		memcpy(buf + len, "\xc0\x0c\x00\x0f\x00\x01\x00\x00\x01\x2c", 10);
+		buf[len + 10] = (unsigned char) (rlen >> 8);
+		buf[len + 11] = (unsigned char) rlen;
+		memcpy(buf + len + 12, rdata, rlen);
+		len += 12 + rlen;
+	}
+	return len;
+}
+
+static const struct mx_parse_case {
+	const char *name;
+	struct mx_record records[3];
+	size_t count;
+	size_t cut;
+	enum delivery_mx_answer want;
+	size_t want_count;
+	const char *want_first; /* the most preferred kept */
+} mx_parse_cases[] = {
+	{ "two exchanges",
+	  { { 20, "mx2.example.org" }, { 10, "mx1.example.org" } },
+	  2,
+	  0,
+	  DELIVERY_MX_ANSWER_OK,
+	  2,
+	  "mx1.example.org" },
+	{ "null MX (RFC 7505)", { { 0, "." } }, 1, 0, DELIVERY_MX_ANSWER_NULL_MX, 0, NULL },
+	{ "null MX among others is ignored",
+	  { { 0, "." }, { 10, "mx.example.org" } },
+	  2,
+	  0,
+	  DELIVERY_MX_ANSWER_OK,
+	  1,
+	  "mx.example.org" },
+	{ "root exchange, preference 10",
+	  { { 10, "." } },
+	  1,
+	  0,
+	  DELIVERY_MX_ANSWER_NO_HOST,
+	  0,
+	  NULL },
+	{ "truncated record",
+	  { { 10, "mx1.example.org" } },
+	  1,
+	  5,
+	  DELIVERY_MX_ANSWER_BAD,
+	  0,
+	  NULL },
+	{ "header only", { { 10, "mx1.example.org" } }, 1, 40, DELIVERY_MX_ANSWER_BAD, 0, NULL },
+	{ "no answer records", { { 0, NULL } }, 0, 0, DELIVERY_MX_ANSWER_BAD, 0, NULL },
+};
+
+static void test_mx_parse(void **state)
+{
+	(void) state;
+	for (size_t i = 0; i < ARRAY_LEN(mx_parse_cases); i++) {
+		const struct mx_parse_case *c = &mx_parse_cases[i];
+		unsigned char packet[1024];
+		struct delivery_mx mx[DELIVERY_MX_MAX];
+		size_t count = 99,
+		       len = mx_answer_build(packet, sizeof(packet), c->records, c->count);
+		size_t first = 0;
+
+		print_message("case: %s\n", c->name);
+		assert_true(len > c->cut);
+		assert_int_equal(delivery_mx_parse(packet, (int) (len - c->cut), mx, &count),
+				 c->want);
+		assert_int_equal(count, c->want_count);
+		for (size_t j = 1; j < count; j++)
+			if (mx[j].preference < mx[first].preference)
+				first = j;
+		if (c->want_first != NULL)
+			assert_string_equal(mx[first].name, c->want_first);
+	}
+	{
+		struct delivery_mx mx[DELIVERY_MX_MAX];
+		size_t count = 99;
+
+		assert_int_equal(delivery_mx_parse(NULL, 0, mx, &count), DELIVERY_MX_ANSWER_BAD);
+		assert_int_equal(count, 0);
+	}
+}
+
 static void test_xtext(void **state)
 {
 	char out[32];
@@ -369,6 +495,7 @@ int main(void)
 		cmocka_unit_test(test_mx_order),
 		cmocka_unit_test(test_mx_shuffle_spreads),
 		cmocka_unit_test(test_mx_keep),
+		cmocka_unit_test(test_mx_parse),
 		cmocka_unit_test(test_xtext),
 		cmocka_unit_test(test_backoff),
 		cmocka_unit_test(test_dsn_wanted),
