@@ -47,15 +47,16 @@ postgate demo — instance in ./demo, config demo/postgate.conf
     mx          $(port mx)     SMTP: mail for the hosted domains; AUTH after STARTTLS
     submission  $(port submission)     SMTP submission: STARTTLS, then AUTH (required)
     submissions $(port submissions)     SMTP submission over implicit TLS, AUTH required
-    pop3        $(port pop3)     POP3: not served by this version yet
-    pop3s       $(port pop3s)     POP3 over TLS: not served by this version yet
-    http        $(port http)     HTTP: not served by this version yet
+    pop3        $(port pop3)     POP3: STLS, then USER/PASS or AUTH (the same login as SMTP)
+    pop3s       $(port pop3s)     POP3 over implicit TLS
+    http        $(port http)     HTTP: client auto-configuration, /setup/$domain, /metrics
   The certificate is self-signed (demo/tls/cert.pem): tell your client to accept it.
   Example:      swaks --server 127.0.0.1:$(port submission) --tls --auth PLAIN \\
                   --auth-user alice@example.test --auth-password '$password' \\
                   --from alice@example.test --to bob@example.test
+  Setup page:   http://127.0.0.1:$(port http)/setup/$domain
   What each listener answers in this version: docs/daemon.md
-  Try:          $postgate -c $conf user list
+  Try:          $postgate -c $conf user list; $postgate -c $conf status
   Stop:         Ctrl-C
 
 EOT
