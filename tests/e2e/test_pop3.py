@@ -13,7 +13,6 @@ import shutil
 import signal
 import smtplib
 import socket
-import ssl
 import subprocess
 import time
 
@@ -21,27 +20,10 @@ import pytest
 
 from conftest import (DEMO_PASSWORD, HOSTNAME, assert_clean_stop, maildir_path, mailbox,
                       wait_delivered, wait_for)
+from test_smtp_auth import b64, set_listener_key, tls_context
 
 ALICE, BOB = "alice@example.test", "bob@example.test"
 CURL = shutil.which("curl")
-
-
-def b64(data):
-    return base64.b64encode(data.encode() if isinstance(data, str) else data).decode()
-
-
-def tls_context():
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE  # the instance's certificate is self-signed
-    return ctx
-
-
-def set_listener_key(inst, listener, key, value):
-    lines = inst.config.read_text().splitlines()
-    at = lines.index(f"[listener {listener}]")
-    lines.insert(at + 1, f"{key} = {value}")
-    inst.config.write_text("\n".join(lines) + "\n")
 
 
 def pop3s(inst, user=BOB, password=DEMO_PASSWORD):

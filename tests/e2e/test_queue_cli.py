@@ -12,7 +12,6 @@ import re
 import signal
 import smtplib
 import socket
-import ssl
 import stat
 import subprocess
 
@@ -20,17 +19,11 @@ import pytest
 
 from conftest import (DEMO_PASSWORD, assert_clean_stop, free_port, is_root, run_cli,
                       set_global_key, wait_delivered, wait_for)
+from test_smtp_auth import tls_context
 
 ALICE, BOB = "alice@example.test", "bob@example.test"
 REMOTE = "friend@remote.example"
 EX_DATAERR, EX_NOUSER, EX_UNAVAILABLE, EX_NOPERM, EX_USAGE = 65, 67, 69, 77, 64
-
-
-def tls_context():
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE  # the instance's certificate is self-signed
-    return ctx
 
 
 def send_remote(inst, subject="held", rcpts=(REMOTE,)):

@@ -5,20 +5,13 @@ queue manager and the bounce code find them. Remote mail goes to a relayhost
 that is down, so the message stays in the spool and its ID.env can be read
 after the 250."""
 import smtplib
-import ssl
 
 from conftest import (DEMO_PASSWORD, SmtpRaw, assert_serves, free_port, parse_delivered,
                       queued_id, smtp_session, start_mail, wait_delivered, wait_for)
+from test_smtp_auth import tls_context
 
 ALICE, BOB = "alice@example.test", "bob@example.test"
 REMOTE = "friend@remote.example"
-
-
-def tls_context():
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE  # the instance's certificate is self-signed
-    return ctx
 
 
 def spooled_envelope(inst, qid):

@@ -11,14 +11,7 @@ import subprocess
 import pytest
 
 from conftest import (HOSTNAME, assert_clean_stop, parse_delivered, smtp_raw, wait_delivered)
-
-
-def set_listener_key(inst, listener, key, value):
-    """Add `key = value` to [listener NAME] (right after its header)."""
-    lines = inst.config.read_text().splitlines()
-    at = lines.index(f"[listener {listener}]")
-    lines.insert(at + 1, f"{key} = {value}")
-    inst.config.write_text("\n".join(lines) + "\n")
+from test_smtp_auth import set_listener_key
 
 
 def client_context(minimum=ssl.TLSVersion.TLSv1_2, maximum=None, ciphers=None):
