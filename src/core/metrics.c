@@ -301,6 +301,15 @@ int metrics_render(const struct metrics_counters *c, const struct metrics_gauges
 		sample(&r, "postgate_queue_messages", KEYS("place"), VALUES(places[i]),
 		       g->queue[i]);
 
+	family(&r, "postgate_spool_sync_waits_total", "counter",
+	       "Durable steps (message commits, direct deliveries) that waited for a file "
+	       "system sync.");
+	sample(&r, "postgate_spool_sync_waits_total", KEYS(NULL), VALUES(NULL),
+	       g->spool_sync_waits);
+	family(&r, "postgate_spool_syncs_total", "counter",
+	       "File system syncs run for them; waits / syncs is the mean group size.");
+	sample(&r, "postgate_spool_syncs_total", KEYS(NULL), VALUES(NULL), g->spool_syncs);
+
 	family(&r, "postgate_tls_handshakes_total", "counter",
 	       "TLS handshakes completed by SMTP and POP3 sessions, by listener and version.");
 	for (size_t l = 0; l < METRICS_LISTENER_COUNT; l++)

@@ -105,6 +105,9 @@ struct metrics_gauges {
 	bool has_queue;	       /* false: the spool could not be read; no queue lines */
 	size_t queue[3];       /* queue/, deferred/, hold/ */
 	uint64_t start_time_s; /* Unix time the daemon started */
+	/* The spool's group commit (core/groupsync.h): counters kept there */
+	uint64_t spool_sync_waits; /* commits that waited for a sync */
+	uint64_t spool_syncs;	   /* syncs run for them */
 };
 
 /* Increments (event-loop thread). Strings are matched exactly against the

@@ -351,6 +351,8 @@ static void send_metrics(struct http_job *job)
 	for (size_t i = 0; p->session_counts != NULL && i < CONFIG_LISTENER_KIND_COUNT; i++)
 		gauges.sessions[i] = p->session_counts[i];
 	gauges.has_queue = job->server_spool != NULL;
+	if (p->spool != NULL)
+		queue_spool_sync_stats(p->spool, &gauges.spool_sync_waits, &gauges.spool_syncs);
 	memcpy(gauges.queue, job->places, sizeof(gauges.queue));
 	if (body == NULL || metrics_render(&counters, &gauges, body) < 0) {
 		reply_text(job->conn, job->req, 503, "Service Unavailable", "out of memory");

@@ -142,46 +142,44 @@ static int write_all(int fd, const char *p, size_t len)
 	return 0;
 }
 
-/* prefix, then body_size bytes of message_fd from offset 0; errno on -1
- * (EIO when the message file turned out shorter than body_size). */
-static int copy_message(int out_fd, const char *prefix, size_t prefix_len, int message_fd,
-			uint64_t body_size)
+/* len bytes of message_fd from offset, with pread and write; errno on -1. */
+static int copy_range(int out_fd, int message_fd, uint64_t offset, uint64_t len)
 {
-	char *piece;
-	uint64_t offset = 0;
+	char *piece = malloc(MAILBOX_MAILDIR_COPY_BYTES);
+	uint64_t done = 0;
 
-	if (write_all(out_fd, prefix, prefix_len) < 0)
-		return -1;
-	piece = malloc(MAILBOX_MAILDIR_COPY_BYTES);
 	if (piece == NULL) {
 		errno = ENOMEM;
 		return -1;
 	}
-	while (offset < body_size) {
-		size_t want = body_size - offset < MAILBOX_MAILDIR_COPY_BYTES
-				      ? (size_t) (body_size - offset)
-				      : MAILBOX_MAILDIR_COPY_BYTES;
-		ssize_t n = pread(message_fd, piece, want, (off_t) offset);
+	while (done < len) {
+		size_t want = len - done < MAILBOX_MAILDIR_COPY_BYTES ? (size_t) (len - done)
+								      : MAILBOX_MAILDIR_COPY_BYTES;
+		ssize_t n = pread(message_fd, piece, want, (off_t) (offset + done));
 
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0) {
-			if (n == 0)
-				errno = EIO;
-			free(piece);
-			return -1;
-		}
-		if (write_all(out_fd, piece, (size_t) n) < 0) {
-			int saved = errno;
+		if (n <= 0 || write_all(out_fd, piece, (size_t) n) < 0) {
+			int saved = n == 0 ? EIO : errno;
 
 			free(piece);
 			errno = saved;
 			return -1;
 		}
-		offset += (uint64_t) n;
+		done += (uint64_t) n;
 	}
 	free(piece);
 	return 0;
+}
+
+/* prefix, then body_size bytes of message_fd from offset 0; errno on -1
+ * (EIO when the message file turned out shorter than body_size). */
+static int copy_message(int out_fd, const char *prefix, size_t prefix_len, int message_fd,
+			uint64_t body_size)
+{
+	if (write_all(out_fd, prefix, prefix_len) < 0)
+		return -1;
+	return copy_range(out_fd, message_fd, 0, body_size);
 }
 
 static bool name_is_valid(const char *name)
@@ -326,28 +324,40 @@ static void hostname_encode(char *out, size_t cap)
 	out[o] = '\0';
 }
 
+/* A new unique name for a file of size bytes; its length, or -1. */
+static int name_make(char name[MAILBOX_MAILDIR_NAME_MAX + 1], const char *unique_hint,
+		     uint64_t size, struct error *err)
+{
+	static _Atomic unsigned long delivery_counter;
+	char host[HOST_NAME_MAX * 4 + 1];
+	struct timeval now;
+	int n;
+
+	if (!hint_is_valid(unique_hint))
+		return error_set(err, ERROR_DATA, "maildir: bad unique hint");
+	hostname_encode(host, HOST_NAME_MAX * 4 + 1);
+	gettimeofday(&now, NULL);
+	n = snprintf(name, MAILBOX_MAILDIR_NAME_MAX + 1, "%lld.M%ldP%ldQ%lu_%s.%s,S=%llu",
+		     (long long) now.tv_sec, (long) now.tv_usec, (long) getpid(),
+		     atomic_fetch_add(&delivery_counter, 1), unique_hint, host,
+		     (unsigned long long) size);
+	if (n < 0 || n > MAILBOX_MAILDIR_NAME_MAX)
+		return error_set(err, ERROR_DATA, "maildir: file name too long");
+	return n;
+}
+
 int mailbox_maildir_deliver(const char *maildir_path, const char *prefix, size_t prefix_len,
 			    int message_fd, const char *unique_hint, char *name_out,
 			    size_t name_cap, struct error *err)
 {
-	static _Atomic unsigned long delivery_counter;
-	char host[HOST_NAME_MAX * 4 + 1];
 	char name[MAILBOX_MAILDIR_NAME_MAX + 1];
 	uint64_t body_size = 0;
-	struct timeval now;
 	int maildir_fd, n, rc;
 
-	if (!hint_is_valid(unique_hint))
-		return error_set(err, ERROR_DATA, "maildir: bad unique hint");
 	if (body_size_of(message_fd, &body_size, err) < 0)
 		return -1;
-	hostname_encode(host, sizeof(host));
-	gettimeofday(&now, NULL);
-	n = snprintf(name, sizeof(name), "%lld.M%ldP%ldQ%lu_%s.%s,S=%llu", (long long) now.tv_sec,
-		     (long) now.tv_usec, (long) getpid(), atomic_fetch_add(&delivery_counter, 1),
-		     unique_hint, host, (unsigned long long) (body_size + prefix_len));
-	if (n < 0 || (size_t) n >= sizeof(name))
-		return error_set(err, ERROR_DATA, "maildir: file name too long");
+	if ((n = name_make(name, unique_hint, body_size + prefix_len, err)) < 0)
+		return -1;
 	if ((size_t) n >= name_cap)
 		return error_set(err, ERROR_DATA, "maildir: name_out too small");
 	if ((maildir_fd = maildir_open(maildir_path, err)) < 0)
@@ -358,6 +368,126 @@ int mailbox_maildir_deliver(const char *maildir_path, const char *prefix, size_t
 	if (rc == 0)
 		memcpy(name_out, name, (size_t) n + 1);
 	return rc;
+}
+
+int mailbox_maildir_slot_open(struct mailbox_maildir_slot *slot, const char *maildir_path,
+			      const char *unique_hint, uint64_t size, struct error *err)
+{
+	struct stat st;
+
+	memset(slot, 0, sizeof(*slot));
+	slot->maildir_fd = -1;
+	if (name_make(slot->name, unique_hint, size, err) < 0)
+		return -1;
+	snprintf(slot->new_path, sizeof(slot->new_path), "new/%s", slot->name);
+	if ((slot->maildir_fd = maildir_open(maildir_path, err)) < 0)
+		return -1;
+	if (fstat(slot->maildir_fd, &st) != 0) {
+		int saved = errno;
+
+		mailbox_maildir_slot_close(slot);
+		return error_set(err, ERROR_IO, "maildir: stat %s: %s", maildir_path,
+				 strerror(saved));
+	}
+	slot->device = (unsigned long long) st.st_dev;
+	return 0;
+}
+
+int mailbox_maildir_slot_write(struct mailbox_maildir_slot *slot, const char *prefix,
+			       size_t prefix_len, int message_fd, uint64_t offset, uint64_t len,
+			       bool is_synced, struct error *err)
+{
+	char tmp_name[MAILBOX_MAILDIR_NAME_MAX + 8];
+	uint64_t done = 0;
+	int fd, saved = 0;
+
+	snprintf(tmp_name, sizeof(tmp_name), "tmp/%s", slot->name);
+	fd = openat(slot->maildir_fd, tmp_name,
+		    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return error_set(err, kind_for(errno), "maildir: create %s: %s", tmp_name,
+				 strerror(errno));
+	slot->is_written = true;
+	if (write_all(fd, prefix, prefix_len) < 0)
+		saved = errno;
+	/* The kernel copies page to page; no user-space buffer. Between file
+	 * systems (Linux 5.19 and later refuse that) it is read and write. */
+	while (saved == 0 && done < len) {
+		loff_t from = (loff_t) (offset + done);
+		ssize_t n = copy_file_range(message_fd, &from, fd, NULL, (size_t) (len - done), 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && done == 0 &&
+		    (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) {
+			if (copy_range(fd, message_fd, offset, len) < 0)
+				saved = errno;
+			break;
+		}
+		if (n <= 0)
+			saved = n == 0 ? EIO : errno;
+		else
+			done += (uint64_t) n;
+	}
+	if (saved == 0 && is_synced && fsync(fd) != 0)
+		saved = errno;
+	if (close(fd) != 0 && saved == 0)
+		saved = errno;
+	if (saved != 0) {
+		mailbox_maildir_slot_discard(slot);
+		return error_set(err, kind_for(saved), "maildir: write %s: %s", tmp_name,
+				 strerror(saved));
+	}
+	return 0;
+}
+
+int mailbox_maildir_slot_place(struct mailbox_maildir_slot *slot, bool is_synced, struct error *err)
+{
+	int new_fd;
+
+	if (move_into_new(slot->maildir_fd, slot->name) != 0) {
+		int saved = errno;
+
+		return error_set(err, saved == EEXIST ? ERROR_EXISTS : kind_for(saved),
+				 "maildir: rename into new/: %s", strerror(saved));
+	}
+	slot->is_written = false;
+	slot->is_placed = true;
+	if (!is_synced)
+		return 0;
+	new_fd = openat(slot->maildir_fd, "new", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (new_fd < 0 || fsync(new_fd) != 0) {
+		int saved = errno;
+
+		if (new_fd >= 0)
+			close(new_fd);
+		return error_set(err, kind_for(saved), "maildir: fsync new/: %s", strerror(saved));
+	}
+	close(new_fd);
+	return 0;
+}
+
+void mailbox_maildir_slot_discard(struct mailbox_maildir_slot *slot)
+{
+	char tmp_name[MAILBOX_MAILDIR_NAME_MAX + 8];
+
+	if (slot->maildir_fd < 0)
+		return;
+	if (slot->is_written) {
+		snprintf(tmp_name, sizeof(tmp_name), "tmp/%s", slot->name);
+		unlinkat(slot->maildir_fd, tmp_name, 0);
+	}
+	if (slot->is_placed)
+		unlinkat(slot->maildir_fd, slot->new_path, 0);
+	slot->is_written = false;
+	slot->is_placed = false;
+}
+
+void mailbox_maildir_slot_close(struct mailbox_maildir_slot *slot)
+{
+	if (slot->maildir_fd >= 0)
+		close(slot->maildir_fd);
+	slot->maildir_fd = -1;
 }
 
 int mailbox_maildir_find(const char *maildir_path, const char *unique_hint, bool *found_out,

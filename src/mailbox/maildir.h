@@ -69,6 +69,42 @@ int mailbox_maildir_store(const char *maildir_path, const char *name, const char
 int mailbox_maildir_find(const char *maildir_path, const char *unique_hint, bool *found_out,
 			 struct error *err);
 
+/* --- delivery in steps, for the group commit of delivery/local.h ----------
+ *
+ * The same file names and order as mailbox_maildir_deliver, but without an
+ * fsync of its own: the caller makes the writes durable with one sync of
+ * the whole file system (core/groupsync.h) before placing the file in new/,
+ * and again before reporting it delivered. Only for a Maildir on the file
+ * system the caller syncs (compare `device`).
+ */
+struct mailbox_maildir_slot {
+	int maildir_fd;				     /* -1 when closed */
+	unsigned long long device;		     /* st_dev of the Maildir */
+	bool is_written;			     /* tmp/name exists */
+	bool is_placed;				     /* new/name exists */
+	char name[MAILBOX_MAILDIR_NAME_MAX + 1];     /* the file's name in tmp/ and new/ */
+	char new_path[MAILBOX_MAILDIR_NAME_MAX + 8]; /* "new/<name>", relative to maildir_fd */
+};
+
+/*
+ * Open (creating what is missing, durably) the Maildir and choose the name
+ * of a file of `size` bytes for unique_hint (as for mailbox_maildir_deliver).
+ */
+int mailbox_maildir_slot_open(struct mailbox_maildir_slot *slot, const char *maildir_path,
+			      const char *unique_hint, uint64_t size, struct error *err);
+/* Write tmp/name: prefix, then len bytes of message_fd from offset. With
+ * is_synced the file is fsynced too (a Maildir on another file system). */
+int mailbox_maildir_slot_write(struct mailbox_maildir_slot *slot, const char *prefix,
+			       size_t prefix_len, int message_fd, uint64_t offset, uint64_t len,
+			       bool is_synced, struct error *err);
+/* Rename tmp/name to new/name, never replacing; with is_synced, fsync new/. */
+int mailbox_maildir_slot_place(struct mailbox_maildir_slot *slot, bool is_synced,
+			       struct error *err);
+/* Undo: remove tmp/name or new/name, whichever this slot made. */
+void mailbox_maildir_slot_discard(struct mailbox_maildir_slot *slot);
+/* Close the Maildir's descriptor (the file stays). Safe to call twice. */
+void mailbox_maildir_slot_close(struct mailbox_maildir_slot *slot);
+
 /* The S=<size> of a Maildir file name; false when the name has none. */
 bool mailbox_maildir_name_size(const char *name, uint64_t *size_out);
 

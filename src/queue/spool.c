@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/groupsync.h"
 #include "core/log.h"
 
 /* --- queue IDs ------------------------------------------------------------ */
@@ -95,6 +96,8 @@ static const char *const place_dirs[PLACE_COUNT] = {
 #define SPOOL_TEXT_MAX ((size_t) (QUEUE_ENVELOPE_RECIPIENTS_MAX * 4 + 16) * QUEUE_ENVELOPE_LINE_MAX)
 
 struct queue_spool {
+	struct groupsync *sync; /* shared by every commit */
+	dev_t device;
 	int root_fd;
 	int tmp_fd;
 	int place_fds[PLACE_COUNT];
@@ -194,6 +197,7 @@ void queue_spool_free(struct queue_spool *spool)
 {
 	if (spool == NULL)
 		return;
+	groupsync_free(spool->sync);
 	if (spool->root_fd >= 0)
 		close(spool->root_fd);
 	if (spool->tmp_fd >= 0)
@@ -231,7 +235,9 @@ int queue_spool_open(const char *spool_dir, struct queue_spool **spool_out, stru
 
 	if (spool == NULL)
 		return error_set(err, ERROR_SOFTWARE, "spool: out of memory");
-	spool->tmp_fd = spool->place_fds[0] = spool->place_fds[1] = -1;
+	spool->tmp_fd = -1;
+	for (int i = 0; i < PLACE_COUNT; i++)
+		spool->place_fds[i] = -1;
 	spool->root_fd = -1;
 	if (mkdir(spool_dir, 0700) == 0) {
 		if (parent_fsync(spool_dir, err) < 0)
@@ -269,6 +275,9 @@ int queue_spool_open(const char *spool_dir, struct queue_spool **spool_out, stru
 			goto fail;
 		}
 	}
+	spool->device = root_st.st_dev;
+	if (groupsync_new(spool->root_fd, NULL, NULL, &spool->sync, err) < 0)
+		goto fail;
 	*spool_out = spool;
 	return 0;
 
@@ -308,7 +317,7 @@ int queue_spool_begin(struct queue_spool *spool, struct queue_message **message_
 					 strerror(errno));
 		}
 		m->fd = openat(spool->tmp_fd, file_name(name, m->id, SPOOL_FILE_MSG),
-			       O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+			       O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 		if (m->fd < 0) {
 			if (errno == EEXIST)
 				continue;
@@ -396,9 +405,70 @@ void queue_spool_abort(struct queue_message *m)
 	free(m);
 }
 
-/* Write a whole new file in dirfd and fsync it; on failure nothing is left. */
-static int file_write_synced(int dirfd, const char *name, const char *text, size_t len, int flags,
-			     struct error *err)
+int queue_message_flush(struct queue_message *m, struct error *err)
+{
+	if (m->has_failed) {
+		if (err != NULL)
+			*err = m->failure;
+		return -1;
+	}
+	return message_flush(m, err);
+}
+
+int queue_message_fd(const struct queue_message *m)
+{
+	return m->fd;
+}
+
+struct queue_spool *queue_message_spool(const struct queue_message *m)
+{
+	return m->spool;
+}
+
+int queue_message_place(struct queue_message *m, int dirfd, const char *name, struct error *err)
+{
+	char msg_name[FILE_NAME_CAP];
+
+	if (m->has_failed) {
+		if (err != NULL)
+			*err = m->failure;
+		return -1;
+	}
+	file_name(msg_name, m->id, SPOOL_FILE_MSG);
+	if (rename_noreplace(m->spool->tmp_fd, msg_name, dirfd, name) != 0) {
+		int saved = errno;
+
+		return error_set(err, saved == EXDEV ? ERROR_UNAVAILABLE : kind_for(saved),
+				 "spool: rename tmp/%s to %s: %s", msg_name, name, strerror(saved));
+	}
+	close(m->fd);
+	free(m);
+	return 0;
+}
+
+int queue_spool_sync(struct queue_spool *spool, struct error *err)
+{
+	return groupsync_wait(spool->sync, err);
+}
+
+unsigned long long queue_spool_device(const struct queue_spool *spool)
+{
+	return (unsigned long long) spool->device;
+}
+
+void queue_spool_sync_stats(struct queue_spool *spool, uint64_t *waits_out, uint64_t *syncs_out)
+{
+	struct groupsync_stats stats;
+
+	groupsync_stats(spool->sync, &stats);
+	*waits_out = stats.waits;
+	*syncs_out = stats.syncs;
+}
+
+/* Write a whole new file in dirfd, and fsync it unless the caller waits for
+ * a sync of the file system anyway; on failure nothing is left. */
+static int file_write(int dirfd, const char *name, const char *text, size_t len, int flags,
+		      bool is_synced, struct error *err)
 {
 	int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | flags, 0600);
 	int saved;
@@ -406,7 +476,7 @@ static int file_write_synced(int dirfd, const char *name, const char *text, size
 	if (fd < 0)
 		return error_set(err, kind_for(errno), "spool: create tmp/%s: %s", name,
 				 strerror(errno));
-	if (write_all(fd, text, len) < 0 || fsync(fd) != 0) {
+	if (write_all(fd, text, len) < 0 || (is_synced && fsync(fd) != 0)) {
 		saved = errno;
 		close(fd);
 		unlinkat(dirfd, name, 0);
@@ -436,22 +506,22 @@ int queue_spool_commit(struct queue_message *m, const struct queue_envelope *env
 	file_name(msg_name, m->id, SPOOL_FILE_MSG);
 	file_name(env_name, m->id, SPOOL_FILE_ENV);
 
-	/* 1. The message bytes reach the disk. */
+	/* 1. The message bytes and the envelope, written whole, reach the disk
+	 * while both are still under tmp/ (one sync for both, shared with
+	 * every commit running meanwhile). */
 	if (m->has_failed) {
 		local = m->failure;
 		goto fail;
 	}
 	if (message_flush(m, &local) < 0)
 		goto fail;
-	if (fsync(m->fd) != 0) {
-		message_fail(m, errno, "fsync", &local);
-		goto fail;
-	}
-	/* 2. The envelope, written whole and synced, still under tmp/. */
 	if (queue_envelope_serialize(env, &text, &text_len, &local) < 0)
 		goto fail;
-	if (file_write_synced(spool->tmp_fd, env_name, text, text_len, O_EXCL, &local) < 0)
+	if (file_write(spool->tmp_fd, env_name, text, text_len, O_EXCL, false, &local) < 0)
 		goto fail;
+	if (groupsync_wait(spool->sync, &local) < 0)
+		goto fail;
+	/* 2. (Steps 2 to 4 are renames: nothing new to write.) */
 	/* 3. The message into queue/; without its envelope it is not yet a
 	 * message there, and recovery removes it. */
 	if (rename_noreplace(spool->tmp_fd, msg_name, queue_fd, msg_name) != 0) {
@@ -470,11 +540,8 @@ int queue_spool_commit(struct queue_message *m, const struct queue_envelope *env
 	}
 	is_env_renamed = true;
 	/* 5. Both names durable: from here on the message is acknowledged. */
-	if (fsync(queue_fd) != 0) {
-		saved = errno;
-		error_set(&local, kind_for(saved), "spool: fsync queue/: %s", strerror(saved));
+	if (groupsync_wait(spool->sync, &local) < 0)
 		goto fail;
-	}
 	free(text);
 	close(m->fd);
 	free(m);
@@ -677,7 +744,7 @@ int queue_spool_state_save(struct queue_spool *spool, const char *id,
 		return -1;
 	file_name(name, id, SPOOL_FILE_STATE);
 	/* O_TRUNC: a save cut short earlier may have left tmp/ID.state behind. */
-	rc = file_write_synced(spool->tmp_fd, name, text, len, O_TRUNC, err);
+	rc = file_write(spool->tmp_fd, name, text, len, O_TRUNC, true, err);
 	free(text);
 	if (rc < 0)
 		return -1;

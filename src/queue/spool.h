@@ -3,7 +3,8 @@
  * the only code that creates, renames or removes anything there. Its one
  * promise is RFC 5321 4.5.4's "a server MUST NOT lose a message it has
  * acknowledged": queue_spool_commit returns 0 only when the message and its
- * envelope are fsynced and their names are in queue/ with queue/ fsynced, so
+ * envelope are on disk and their names are in queue/ durably (a syncfs(2)
+ * shared by concurrent commits, core/groupsync.h, after each step), so
  * a `250` sent after it survives kill -9 and power loss; and recovery after a
  * crash at any point neither loses an accepted message nor brings back one
  * that was not accepted. docs/spool.md walks through every step and every
@@ -123,10 +124,11 @@ const char *queue_message_id(const struct queue_message *message);
 uint64_t queue_message_size(const struct queue_message *message);
 
 /*
- * Make the message durable: flush and fsync tmp/ID.msg; write and fsync
- * tmp/ID.env; rename ID.msg, then ID.env (the commit marker) into queue/;
- * fsync queue/. Only after 0 may the caller reply "250 2.0.0 Ok: queued as
- * ID". On success the message is freed (copy its ID first). On failure (-1,
+ * Make the message durable: flush tmp/ID.msg and write tmp/ID.env; wait for
+ * a sync of the file system (queue_spool_sync: both files' data durable);
+ * rename ID.msg, then ID.env (the commit marker) into queue/; wait for a
+ * sync again (both names durable). Only after 0 may the caller reply "250
+ * 2.0.0 Ok: queued as ID". On success the message is freed (copy its ID first). On failure (-1,
  * always ERROR_TEMPORARY: answer 451 or 452) nothing of it is left in queue/,
  * and the caller still owns it and must call queue_spool_abort.
  */
@@ -136,6 +138,46 @@ int queue_spool_commit(struct queue_message *message, const struct queue_envelop
 /* Drop a message being received or whose commit failed: unlink tmp/ID.msg
  * and free it. NULL ok. */
 void queue_spool_abort(struct queue_message *message);
+
+/* --- delivering without queueing (delivery/local.h) ------------------------
+ *
+ * A message whose recipients are all local mailboxes on the spool's file
+ * system need not enter queue/ at all: its file in tmp/ becomes the first
+ * mailbox's file. The caller writes the final-delivery headers first
+ * (Return-Path, Delivered-To), then the message; at the end it flushes,
+ * makes copies for other mailboxes, waits for queue_spool_sync (the data is
+ * durable), places the file with queue_message_place, waits for
+ * queue_spool_sync again (the names are durable) and only then answers 250.
+ * A crash before the second sync leaves nothing acknowledged; the tmp/ file
+ * is removed by recovery like any message being received.
+ */
+
+/* Write out the buffered bytes (after the last append). */
+int queue_message_flush(struct queue_message *message, struct error *err);
+/* The message file, open for reading too (pread; valid until place or abort). */
+int queue_message_fd(const struct queue_message *message);
+
+/*
+ * Move tmp/ID.msg to dirfd/name (never replacing a file there; the directory
+ * must be on the spool's file system) and free the message: from here on
+ * the file is the caller's, made durable by the next queue_spool_sync. On
+ * failure (-1; EXDEV when dirfd is on another file system is ERROR_UNAVAILABLE)
+ * the message is still the caller's.
+ */
+int queue_message_place(struct queue_message *message, int dirfd, const char *name,
+			struct error *err);
+
+/* Group commit: return when everything written to the spool's file system
+ * before the call is durable (core/groupsync.h). Every commit waits here;
+ * concurrent commits share one sync. */
+int queue_spool_sync(struct queue_spool *spool, struct error *err);
+/* The spool of a message being received. */
+struct queue_spool *queue_message_spool(const struct queue_message *message);
+/* The device number of the spool's file system (copies elsewhere are not
+ * covered by queue_spool_sync). */
+unsigned long long queue_spool_device(const struct queue_spool *spool);
+/* How many syncs served how many waits, for the metrics. */
+void queue_spool_sync_stats(struct queue_spool *spool, uint64_t *waits_out, uint64_t *syncs_out);
 
 /* Called once per complete message, in ID order. */
 typedef void queue_id_fn(void *ctx, const char *id, enum queue_place place);

@@ -78,6 +78,12 @@ struct smtp_transaction {
 	size_t *target_recipient;     /* index into recipients for each target */
 	size_t target_count;
 	bool is_failed; /* a BDAT chunk failed: later chunks are refused */
+	/* Every target a local mailbox: the message goes straight into the
+	 * Maildirs at the end of DATA (delivery_local_direct), not through the
+	 * queue. Decided when the spool file is begun; the file then starts with
+	 * direct_prefix_len octets of trace headers for targets[0]. */
+	bool is_direct;
+	size_t direct_prefix_len;
 };
 
 struct smtp_job;

@@ -25,6 +25,7 @@
 
 #include "core/log.h"
 #include "core/metrics.h"
+#include "delivery/local.h"
 #include "smtp/received.h"
 #include "store/address.h"
 #include "tls/context.h"
@@ -64,6 +65,16 @@ struct smtp_job {
 	struct evbuffer *data;
 	struct queue_envelope envelope;
 	bool has_envelope;
+
+	/* SMTP_JOB_COMMIT of a direct delivery: the mailboxes in, their file
+	 * names out */
+	bool is_direct;
+	size_t direct_prefix_len;
+	const char **direct_addresses;
+	char (*direct_names)[256];
+	size_t direct_count;
+	char queue_id[QUEUE_ID_MAX + 1];
+	char reverse_path[SMTP_ADDRESS_MAX + 1];
 };
 
 static void process_input(struct smtp_session *s);
@@ -330,6 +341,14 @@ static void job_run(void *arg)
 			}
 			evbuffer_drain(job->data, taken);
 		}
+		if (job->rc == 0 && job->kind == SMTP_JOB_COMMIT && job->is_direct) {
+			job->rc = delivery_local_direct(
+				server->config->maildir_root, job->message, job->direct_prefix_len,
+				job->reverse_path, job->direct_addresses, job->direct_count,
+				job->queue_id, job->direct_names, &job->err);
+			job->message = NULL; /* consumed either way */
+			break;
+		}
 		if (job->rc == 0 && job->kind == SMTP_JOB_COMMIT)
 			job->rc = queue_spool_commit(job->message, &job->envelope, &job->err);
 		if (job->rc < 0) {
@@ -354,6 +373,8 @@ static void job_free(struct smtp_job *job)
 		queue_envelope_clear(&job->envelope);
 	free(job->expansion);
 	free(job->recipient.orcpt);
+	free(job->direct_addresses);
+	free(job->direct_names);
 	free(job);
 }
 
@@ -447,6 +468,8 @@ void smtp_transaction_reset(struct smtp_session *s)
 	s->tx.rcpt_refused = 0;
 	s->tx.target_count = 0;
 	s->tx.is_failed = false;
+	s->tx.is_direct = false;
+	s->tx.direct_prefix_len = 0;
 	memset(&s->tx.mail, 0, sizeof(s->tx.mail));
 	if (s->state != SMTP_STATE_CONNECTED)
 		s->state = SMTP_STATE_GREETED;
@@ -551,6 +574,40 @@ static void add_received(struct smtp_session *s)
 		evbuffer_add(s->body, header, len);
 }
 
+/* Whether the message can go straight into the mailboxes: every target is
+ * a local mailbox, and nobody asked for a delivery notice (RFC 3461
+ * NOTIFY=SUCCESS: the queue writes those). */
+static bool is_direct_possible(const struct smtp_session *s)
+{
+	const struct smtp_transaction *tx = &s->tx;
+
+	if (tx->target_count == 0)
+		return false;
+	for (size_t i = 0; i < tx->target_count; i++) {
+		const struct smtp_recipient *r = &tx->recipients[tx->target_recipient[i]];
+
+		if (!tx->targets[i].is_local || (r->notify & QUEUE_NOTIFY_SUCCESS) != 0)
+			return false;
+	}
+	return true;
+}
+
+/* A direct delivery's file starts as it will sit in the first mailbox:
+ * Return-Path and Delivered-To, in front of the Received header. */
+static void add_direct_prefix(struct smtp_session *s)
+{
+	char prefix[SMTP_ADDRESS_MAX * 2 + 64];
+	int len = delivery_local_prefix(
+		s->tx.mail.reverse_path.is_null ? "" : s->tx.mail.reverse_path.address,
+		s->tx.targets[0].address, prefix, sizeof(prefix));
+
+	if (len < 0)
+		return; /* through the queue, then */
+	evbuffer_add(s->body, prefix, (size_t) len);
+	s->tx.is_direct = true;
+	s->tx.direct_prefix_len = (size_t) len;
+}
+
 static void begin_done(struct smtp_session *s, struct smtp_job *job)
 {
 	if (job->rc < 0) {
@@ -568,6 +625,8 @@ static void begin_done(struct smtp_session *s, struct smtp_job *job)
 	s->message = job->message;
 	job->message = NULL;
 	snprintf(s->queue_id, sizeof(s->queue_id), "%s", queue_message_id(s->message));
+	if (is_direct_possible(s))
+		add_direct_prefix(s);
 	add_received(s);
 	if (s->input_mode == SMTP_INPUT_CHUNK)
 		return; /* the chunk's octets follow */
@@ -578,14 +637,38 @@ static void begin_done(struct smtp_session *s, struct smtp_job *job)
 	smtp_session_reply(s, REPLY(354, NULL, "End data with <CR><LF>.<CR><LF>"));
 }
 
+/* The log lines and counters the queue writes for a delivery. */
+static void direct_delivered(const struct smtp_job *job)
+{
+	for (size_t i = 0; i < job->direct_count; i++) {
+		char to[LOG_ESCAPED_CAP];
+
+		metrics_delivery(METRICS_DELIVERY_DELIVERED, "maildir", 0);
+		log_info("qid=%s delivery to=%s via=maildir result=delivered delay_ms=0 "
+			 "relay=none detail=250 2.0.0 delivered as %s",
+			 job->queue_id, log_escape(span_from_cstr(job->direct_addresses[i]), to),
+			 job->direct_names[i]);
+	}
+}
+
 static void commit_done(struct smtp_session *s, struct smtp_job *job)
 {
 	char from[LOG_ESCAPED_CAP];
 
 	s->message = NULL; /* committed or, on failure, aborted by the job */
 	if (job->rc < 0) {
-		log_warning("sid=%s smtp spool commit failed: %s", s->sid, job->err.message);
+		log_warning("sid=%s smtp %s failed: %s", s->sid,
+			    job->is_direct ? "direct delivery" : "spool commit", job->err.message);
 		smtp_session_reply(s, REPLY(452, "4.3.1", "Insufficient system storage"));
+	} else if (job->is_direct) {
+		log_info("sid=%s smtp delivered qid=%s from=<%s> rcpts=%zu bytes=%llu", s->sid,
+			 s->queue_id,
+			 log_escape(span_from_cstr(s->tx.mail.reverse_path.address), from),
+			 s->tx.target_count, (unsigned long long) s->body_bytes);
+		direct_delivered(job);
+		metrics_message_accepted(s->listener);
+		snprintf(s->reply_text, sizeof(s->reply_text), "Ok: queued as %s", s->queue_id);
+		smtp_session_reply(s, REPLY(250, "2.0.0", s->reply_text));
 	} else {
 		log_info("sid=%s smtp queued qid=%s from=<%s> rcpts=%zu bytes=%llu", s->sid,
 			 s->queue_id,
@@ -1002,6 +1085,36 @@ static bool flush_body(struct smtp_session *s)
 	return false;
 }
 
+/* What a direct delivery job needs from the transaction (the job may
+ * outlive it). */
+static bool direct_job_fill(struct smtp_session *s, struct smtp_job *job)
+{
+	const struct smtp_transaction *tx = &s->tx;
+	const size_t address_cap = sizeof(tx->targets[0].address);
+	char *copies;
+
+	/* One block: the pointers, then the addresses they point at. */
+	job->direct_addresses =
+		calloc(tx->target_count, sizeof(*job->direct_addresses) + address_cap);
+	job->direct_names = calloc(tx->target_count, sizeof(*job->direct_names));
+	if (job->direct_addresses == NULL || job->direct_names == NULL)
+		return false;
+	copies = (char *) (job->direct_addresses + tx->target_count);
+	for (size_t i = 0; i < tx->target_count; i++) {
+		char *copy = copies + i * address_cap;
+
+		memcpy(copy, tx->targets[i].address, address_cap);
+		job->direct_addresses[i] = copy;
+	}
+	job->is_direct = true;
+	job->direct_count = tx->target_count;
+	job->direct_prefix_len = tx->direct_prefix_len;
+	snprintf(job->queue_id, sizeof(job->queue_id), "%.*s", QUEUE_ID_MAX, s->queue_id);
+	snprintf(job->reverse_path, sizeof(job->reverse_path), "%s",
+		 tx->mail.reverse_path.is_null ? "" : tx->mail.reverse_path.address);
+	return true;
+}
+
 /* The end of a message: refuse it, or commit it and answer when durable. */
 static void finish_message(struct smtp_session *s, enum smtp_data_error error)
 {
@@ -1054,8 +1167,19 @@ static void finish_message(struct smtp_session *s, enum smtp_data_error error)
 	}
 	evbuffer_add_buffer(job->data, s->body);
 	job->message = s->message;
-	job->has_envelope = true;
-	if (build_envelope(s, &job->envelope, &job->err) < 0) {
+	if (s->tx.is_direct && !direct_job_fill(s, job)) {
+		job->message = NULL; /* still the session's: aborted by the reset */
+		job_free(job);
+		smtp_transaction_reset(s);
+		smtp_session_reply(s, REPLY(452, "4.3.1", "Insufficient system storage"));
+		return;
+	}
+	job->has_envelope = !s->tx.is_direct;
+	if (s->tx.is_direct) {
+		if (job_submit(s, job))
+			return;
+		log_warning("sid=%s smtp cannot hand the delivery to a worker", s->sid);
+	} else if (build_envelope(s, &job->envelope, &job->err) < 0) {
 		log_warning("sid=%s smtp envelope: %s", s->sid, job->err.message);
 	} else if (job_submit(s, job)) {
 		return;

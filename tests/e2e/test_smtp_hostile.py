@@ -34,7 +34,7 @@ def spool_files(inst, sub):
 
 
 def queued_count(inst):
-    return len(re.findall(r" smtp queued qid=", inst.log()))
+    return len(re.findall(r" smtp (?:queued|delivered) qid=", inst.log()))
 
 
 def open_transaction(s, rcpts=(ALICE,)):

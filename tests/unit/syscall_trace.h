@@ -119,6 +119,11 @@ static void syscall_trace_entry(struct syscall_trace *t, pid_t pid)
 		syscall_trace_path(t, pid, (long long) r.rdi, NULL, p1, sizeof(p1));
 		syscall_trace_line(t, "fsync %s%s\n", p1, "");
 		break;
+	case SYS_syncfs:
+		/* The whole file system of the descriptor (core/groupsync.h). */
+		syscall_trace_path(t, pid, (long long) r.rdi, NULL, p1, sizeof(p1));
+		syscall_trace_line(t, "syncfs %s%s\n", p1, "");
+		break;
 	case SYS_open:
 	case SYS_openat: {
 		bool is_at = r.orig_rax == SYS_openat;
