@@ -86,6 +86,7 @@ static const struct config_key config_keys[] = {
 	TOP(log_level,          CONFIG_TYPE_LOG_LEVEL, "info"),
 	TOP_RANGE(shutdown_timeout_ms, CONFIG_TYPE_DURATION, "30s", 0, 3600 * 1000),
 	TOP_RANGE(worker_threads, CONFIG_TYPE_COUNT,   "4", 1, 64),
+	TOP_RANGE(commit_threads, CONFIG_TYPE_COUNT,   "32", 1, 64),
 	TOP_RANGE(max_message_size, CONFIG_TYPE_SIZE,  "50M", 1024, 4ULL << 30),
 	TOP_RANGE(max_recipients, CONFIG_TYPE_COUNT,   "100", 1, 1000),
 	TOP_RANGE(max_line_length, CONFIG_TYPE_COUNT,  "1000", 1000, 1 << 20),

@@ -104,6 +104,7 @@ struct daemon {
 	struct store *store;
 	pthread_mutex_t store_lock; /* the workers share one store handle */
 	struct worker_pool *workers;
+	struct worker_pool *commit_workers; /* end-of-DATA commits (commit_threads) */
 	struct queue_spool *spool;
 	struct queue_manager *queue;
 	struct smtp_server smtp;

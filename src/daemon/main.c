@@ -223,7 +223,10 @@ static void start_mail_services(struct daemon *daemon)
 
 	pthread_mutex_init(&daemon->store_lock, NULL);
 	daemon->workers = worker_pool_new(daemon->base, (unsigned) config->worker_threads, &err);
-	if (daemon->workers == NULL)
+	if (daemon->workers != NULL)
+		daemon->commit_workers =
+			worker_pool_new(daemon->base, (unsigned) config->commit_threads, &err);
+	if (daemon->workers == NULL || daemon->commit_workers == NULL)
 		daemon_fatal(DAEMON_EXIT_FAILURE, "cannot start the worker threads: %s",
 			     err.message);
 	snprintf(spool_dir, sizeof(spool_dir), "%s/spool", config->state_dir);
@@ -258,6 +261,7 @@ static void start_mail_services(struct daemon *daemon)
 	daemon->smtp = (struct smtp_server){
 		.config = config,
 		.workers = daemon->workers,
+		.commit_workers = daemon->commit_workers,
 		.spool = daemon->spool,
 		.store = daemon->store,
 		.store_lock = &daemon->store_lock,
@@ -303,6 +307,8 @@ static void stop_mail_services(struct daemon *daemon)
 	 * start nothing new. */
 	if (daemon->queue != NULL)
 		queue_manager_stop(daemon->queue);
+	worker_pool_free(daemon->commit_workers);
+	daemon->commit_workers = NULL;
 	worker_pool_free(daemon->workers);
 	daemon->workers = NULL;
 	auth_service_free(daemon->auth);

@@ -288,15 +288,18 @@ fail:
 	return -1;
 }
 
-/* Whether any file of id is already in queue/, deferred/ or hold/. */
+/* Whether a message with this ID is in queue/, deferred/ or hold/ (its
+ * ID.env, the commit marker, says so). IDs of one process strictly increase,
+ * so this only matters across a restart with the clock stepped back; an
+ * ID.msg or ID.state left without its envelope at that moment would make the
+ * commit's rename fail (a 452), never replace a file. */
 static bool id_in_use(struct queue_spool *spool, const char *id)
 {
 	char name[FILE_NAME_CAP];
 
 	for (int p = 0; p < PLACE_COUNT; p++)
-		for (int f = 0; f < (int) ARRAY_LEN(file_extensions); f++)
-			if (file_exists(spool->place_fds[p], file_name(name, id, f)))
-				return true;
+		if (file_exists(spool->place_fds[p], file_name(name, id, SPOOL_FILE_ENV)))
+			return true;
 	return false;
 }
 

@@ -74,10 +74,12 @@ struct smtp_transaction {
 	size_t recipient_count;
 	size_t recipients_cap; /* max_recipients when the session started */
 	size_t rcpt_refused;
+	size_t recipients_room;	      /* allocated entries of recipients */
 	struct store_target *targets; /* final addresses after alias expansion */
 	size_t *target_recipient;     /* index into recipients for each target */
 	size_t target_count;
-	bool is_failed; /* a BDAT chunk failed: later chunks are refused */
+	size_t targets_room; /* allocated entries of targets and target_recipient */
+	bool is_failed;	     /* a BDAT chunk failed: later chunks are refused */
 	/* Every target a local mailbox: the message goes straight into the
 	 * Maildirs at the end of DATA (delivery_local_direct), not through the
 	 * queue. Decided when the spool file is begun; the file then starts with
@@ -179,7 +181,9 @@ struct smtp_reply smtp_command_dispatch(struct smtp_session *s, struct span line
 size_t smtp_command_count(void);
 const char *smtp_command_name(size_t index);
 void smtp_transaction_reset(struct smtp_session *s);
-/* The recipient arrays of a transaction; false when memory is short. */
+/* Room in the recipient arrays of a transaction for one more RCPT; false
+ * when memory is short. They grow as recipients come (a message to one
+ * recipient allocates little), up to recipients_cap and SMTP_TARGETS_MAX. */
 bool smtp_transaction_arrays(struct smtp_session *s);
 /* MAIL from an authenticated session: is the reverse-path the user's own
  * address or an alias it owns? Answers 250 or 553 when the look-up returns. */

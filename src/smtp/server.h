@@ -31,6 +31,9 @@ typedef void smtp_queued_fn(void *ctx, const char *queue_id);
 struct smtp_server {
 	const struct config *config; /* live: hostname and limits follow a reload */
 	struct worker_pool *workers;
+	/* The commits at the end of DATA, which wait for a shared file system
+	 * sync (core/groupsync.h); NULL: workers. */
+	struct worker_pool *commit_workers;
 	struct queue_spool *spool;
 	struct store *store; /* shared by the workers under store_lock */
 	pthread_mutex_t *store_lock;

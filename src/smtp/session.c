@@ -397,7 +397,11 @@ static struct smtp_job *job_new(struct smtp_session *s, enum smtp_job_kind kind)
  * caller's to free. */
 static bool job_submit(struct smtp_session *s, struct smtp_job *job)
 {
-	if (worker_pool_submit(s->server->workers, job_run, job_done, job) < 0)
+	struct worker_pool *pool = job->kind == SMTP_JOB_COMMIT && s->server->commit_workers != NULL
+					   ? s->server->commit_workers
+					   : s->server->workers;
+
+	if (worker_pool_submit(pool, job_run, job_done, job) < 0)
 		return false;
 	s->job = job;
 	return true;
@@ -434,6 +438,8 @@ static void free_transaction_arrays(struct smtp_session *s)
 	s->tx.recipients = NULL;
 	s->tx.targets = NULL;
 	s->tx.target_recipient = NULL;
+	s->tx.recipients_room = 0;
+	s->tx.targets_room = 0;
 }
 
 static void message_reset(struct smtp_session *s)
@@ -445,17 +451,42 @@ static void message_reset(struct smtp_session *s)
 	s->spool_failed = false;
 }
 
+/* Double *room (from 4) until it holds need, at most max; realloc *array. */
+static bool array_reserve(void **array, size_t *room, size_t need, size_t max, size_t size)
+{
+	size_t grown = *room > 0 ? *room : 4;
+	void *p;
+
+	if (need <= *room)
+		return true;
+	while (grown < need)
+		grown *= 2;
+	if (grown > max)
+		grown = max;
+	if (grown < need || (p = realloc(*array, grown * size)) == NULL)
+		return false;
+	*array = p;
+	*room = grown;
+	return true;
+}
+
 bool smtp_transaction_arrays(struct smtp_session *s)
 {
-	if (s->tx.recipients != NULL)
-		return true;
-	s->tx.recipients = calloc(s->tx.recipients_cap, sizeof(*s->tx.recipients));
-	s->tx.targets = calloc(SMTP_TARGETS_MAX, sizeof(*s->tx.targets));
-	s->tx.target_recipient = calloc(SMTP_TARGETS_MAX, sizeof(*s->tx.target_recipient));
-	if (s->tx.recipients != NULL && s->tx.targets != NULL && s->tx.target_recipient != NULL)
-		return true;
-	free_transaction_arrays(s);
-	return false;
+	struct smtp_transaction *tx = &s->tx;
+
+	return array_reserve((void **) &tx->recipients, &tx->recipients_room,
+			     tx->recipient_count + 1, tx->recipients_cap, sizeof(*tx->recipients));
+}
+
+/* Room for need targets, in both target arrays. */
+static bool targets_reserve(struct smtp_transaction *tx, size_t need)
+{
+	size_t room = tx->targets_room;
+
+	return array_reserve((void **) &tx->targets, &room, need, SMTP_TARGETS_MAX,
+			     sizeof(*tx->targets)) &&
+	       array_reserve((void **) &tx->target_recipient, &tx->targets_room, need,
+			     SMTP_TARGETS_MAX, sizeof(*tx->target_recipient));
 }
 
 void smtp_transaction_reset(struct smtp_session *s)
@@ -528,6 +559,10 @@ static void rcpt_done(struct smtp_session *s, struct smtp_job *job)
 	}
 	if (tx->target_count + job->expansion->count > SMTP_TARGETS_MAX) {
 		smtp_session_reply(s, REPLY(452, "4.5.3", "Too many recipients"));
+		return;
+	}
+	if (!targets_reserve(tx, tx->target_count + job->expansion->count)) {
+		smtp_session_reply(s, REPLY(452, "4.3.1", "Insufficient system resources"));
 		return;
 	}
 	if (s->is_authenticated && !smtp_session_rate_take(s, 0, 1))
