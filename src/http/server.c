@@ -350,6 +350,9 @@ static void send_metrics(struct http_job *job)
 	metrics_snapshot(&counters);
 	for (size_t i = 0; p->session_counts != NULL && i < CONFIG_LISTENER_KIND_COUNT; i++)
 		gauges.sessions[i] = p->session_counts[i];
+	gauges.has_auth = p->auth != NULL;
+	if (p->auth != NULL)
+		gauges.auth_throttled_clients = auth_service_throttled_clients(p->auth);
 	gauges.has_queue = job->server_spool != NULL;
 	memcpy(gauges.queue, job->places, sizeof(gauges.queue));
 	if (body == NULL || metrics_render(&counters, &gauges, body) < 0) {

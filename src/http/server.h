@@ -24,6 +24,7 @@
 
 #include <event2/event.h>
 
+#include "auth/service.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "core/id.h"
@@ -52,6 +53,8 @@ struct http_server_params {
 	struct queue_spool *spool;
 	const size_t *session_counts;
 	uint64_t started_at_s;
+	/* The auth service, for the throttled-clients gauge; NULL: none. */
+	struct auth_service *auth;
 };
 
 struct http_server;
