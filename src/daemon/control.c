@@ -175,7 +175,8 @@ static void status_done(void *arg)
 		 "auth_failed_last_minute=%llu auth_throttled=%llu auth_throttled_clients=%zu "
 		 "stopping=%s",
 		 (unsigned long long) ((daemon_clock_ms() - daemon->started_ms) / 1000),
-		 daemon->session_count, daemon->session_counts[CONFIG_LISTENER_MX],
+		 daemon->session_count + daemon->session_counts[CONFIG_LISTENER_HTTP],
+		 daemon->session_counts[CONFIG_LISTENER_MX],
 		 daemon->session_counts[CONFIG_LISTENER_SUBMISSION],
 		 daemon->session_counts[CONFIG_LISTENER_SUBMISSIONS],
 		 daemon->session_counts[CONFIG_LISTENER_POP3],

@@ -287,6 +287,9 @@ static void start_mail_services(struct daemon *daemon)
 						      .spool = daemon->spool,
 						      .session_counts = daemon->session_counts,
 						      .auth = daemon->auth,
+						      .admit = daemon_limits_admit_http,
+						      .release = daemon_limits_release_http,
+						      .limits_ctx = daemon,
 						      .started_at_s = (uint64_t) time(NULL) },
 			&err);
 		if (daemon->http == NULL)
