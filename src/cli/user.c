@@ -416,7 +416,9 @@ static int activity_ask(struct cli *cli, const char *address, struct auth_rate_a
 	struct queue_control_request request = { .verb = QUEUE_CONTROL_ACTIVITY };
 	char text[QUEUE_CONTROL_REPLY_MAX + 1];
 
-	snprintf(request.address, sizeof(request.address), "%s", address);
+	if (!span_copy_cstr(span_from_cstr(address), request.address, sizeof(request.address)))
+		return error_set(err, ERROR_DATA, "the address is longer than %d octets",
+				 ADDRESS_TEXT_MAX);
 	if (cli_control_ask(cli, &request, text, sizeof(text), err) < 0)
 		return -1;
 	parse_activity(text, out);
