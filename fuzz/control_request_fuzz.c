@@ -32,7 +32,7 @@ static void check_request(struct span input)
 		abort();
 	if (queue_control_request_parse(span_make(line, len - 1), &again, &err) < 0 ||
 	    again.verb != request.verb || again.has_id != request.has_id ||
-	    strcmp(again.id, request.id) != 0)
+	    strcmp(again.id, request.id) != 0 || strcmp(again.address, request.address) != 0)
 		abort();
 }
 

@@ -18,12 +18,12 @@
 #define RATE_IDLE_S  86400 /* a user idle this long is forgotten */
 #define RATE_MINUTES 60
 #define RATE_HOURS   24
-#define RATE_IP_MAX  64 /* an IPv6 address with a zone, and its NUL */
 
 struct rate_bucket {
 	int64_t start; /* the bucket's minute or hour, in Unix seconds */
 	uint32_t messages, recipients;
 	uint32_t refused_messages, refused_recipients;
+	uint32_t logins_ok, logins_failed;
 };
 
 struct rate_user {
@@ -37,9 +37,15 @@ struct rate_user {
 	bool is_login_signalled;
 	size_t login_count;
 	struct {
-		char ip[RATE_IP_MAX];
+		char ip[AUTH_RATE_IP_MAX];
 		int64_t at;
 	} logins[AUTH_RATE_LOGIN_ADDRS_MAX];
+	/* For `postgate user show`: where the logins came from, and the last
+	 * automatic hold. */
+	size_t history_count;
+	struct auth_rate_address history[AUTH_RATE_HISTORY_ADDRS_MAX];
+	int64_t hold_s;
+	char hold_reason[AUTH_RATE_REASON_MAX];
 };
 
 struct auth_rates {
@@ -187,6 +193,8 @@ static void sum(const struct rate_bucket *buckets, size_t n, int64_t width, int6
 		out->recipients += buckets[i].recipients;
 		out->refused_messages += buckets[i].refused_messages;
 		out->refused_recipients += buckets[i].refused_recipients;
+		out->logins_ok += buckets[i].logins_ok;
+		out->logins_failed += buckets[i].logins_failed;
 	}
 }
 
@@ -325,6 +333,93 @@ void auth_rate_usage_get(const struct auth_rates *rates, const char *user, int64
 		.recipients_day = day.recipients,
 		.refused_hour = hour.refused_messages + hour.refused_recipients,
 	};
+}
+
+void auth_rate_login_note(struct auth_rates *rates, const char *user, const char *client_ip,
+			  int64_t now_s, bool is_ok)
+{
+	struct rate_user *u = touch(rates, user, now_s);
+	struct rate_bucket *m, *h;
+	struct auth_rate_address *a = NULL;
+
+	if (u == NULL)
+		return;
+	m = bucket(u->minutes, RATE_MINUTES, 60, now_s);
+	h = bucket(u->hours, RATE_HOURS, 3600, now_s);
+	if (is_ok) {
+		m->logins_ok++;
+		h->logins_ok++;
+	} else {
+		m->logins_failed++;
+		h->logins_failed++;
+	}
+	for (size_t i = 0; i < u->history_count && a == NULL; i++)
+		if (strcmp(u->history[i].ip, client_ip) == 0)
+			a = &u->history[i];
+	if (a == NULL) {
+		if (u->history_count < AUTH_RATE_HISTORY_ADDRS_MAX) {
+			a = &u->history[u->history_count++];
+		} else {
+			/* Full: the address seen least recently gives way. */
+			a = &u->history[0];
+			for (size_t i = 1; i < u->history_count; i++)
+				if (u->history[i].last_s < a->last_s)
+					a = &u->history[i];
+		}
+		*a = (struct auth_rate_address){ 0 };
+		snprintf(a->ip, sizeof(a->ip), "%s", client_ip);
+	}
+	if (is_ok)
+		a->ok++;
+	else
+		a->failed++;
+	a->last_s = now_s;
+}
+
+void auth_rate_hold_note(struct auth_rates *rates, const char *user, int64_t now_s,
+			 const char *reason)
+{
+	struct rate_user *u = touch(rates, user, now_s);
+
+	if (u == NULL)
+		return;
+	u->hold_s = now_s;
+	snprintf(u->hold_reason, sizeof(u->hold_reason), "%s", reason);
+}
+
+static int newest_first(const void *a, const void *b)
+{
+	const struct auth_rate_address *x = a, *y = b;
+
+	return x->last_s < y->last_s ? 1 : x->last_s > y->last_s ? -1 : strcmp(x->ip, y->ip);
+}
+
+void auth_rate_activity_get(const struct auth_rates *rates, const char *user, int64_t now_s,
+			    struct auth_rate_activity *out)
+{
+	char key[ADDRESS_MAX + 1];
+	const struct rate_user *u;
+	struct rate_bucket hour, day;
+
+	*out = (struct auth_rate_activity){ 0 };
+	key_of(user, key);
+	u = find(rates, key);
+	if (u == NULL)
+		return;
+	out->is_tracked = true;
+	auth_rate_usage_get(rates, user, now_s, &out->usage);
+	sum(u->minutes, RATE_MINUTES, 60, now_s, &hour);
+	sum(u->hours, RATE_HOURS, 3600, now_s, &day);
+	out->logins_ok_hour = hour.logins_ok;
+	out->logins_ok_day = day.logins_ok;
+	out->logins_failed_hour = hour.logins_failed;
+	out->logins_failed_day = day.logins_failed;
+	out->hold_s = u->hold_s;
+	memcpy(out->hold_reason, u->hold_reason, sizeof(out->hold_reason));
+	for (size_t i = 0; i < u->history_count; i++)
+		if (now_s - u->history[i].last_s <= RATE_IDLE_S)
+			out->addresses[out->address_count++] = u->history[i];
+	qsort(out->addresses, out->address_count, sizeof(out->addresses[0]), newest_first);
 }
 
 const char *auth_rate_verdict_name(enum auth_rate_verdict verdict)

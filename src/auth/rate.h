@@ -8,9 +8,12 @@
  * In memory, per daemon: a restart forgets the counts (the hold itself is
  * in the store). Pure bookkeeping: no I/O, no clock (callers pass the time),
  * no locking (the event-loop thread only), so tests drive it directly.
- * Memory: about 2 KiB per user who sent or logged in within a day; users
- * idle for a day are dropped, and at most AUTH_RATE_USERS_MAX are kept (the
- * least recently active gives way).
+ * Also the login history `postgate user show` prints (successes and
+ * failures, client addresses, the last automatic hold): in memory too, so a
+ * restart forgets it (docs/decisions/0190-recent-activity-in-memory.md).
+ * Memory: about 6.5 KiB per user who sent or logged in (or failed to)
+ * within a day; users idle for a day are dropped, and at most
+ * AUTH_RATE_USERS_MAX are kept (the least recently active gives way).
  */
 #ifndef POSTGATE_AUTH_RATE_H
 #define POSTGATE_AUTH_RATE_H
@@ -19,9 +22,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define AUTH_RATE_USERS_MAX	  100000
-#define AUTH_RATE_LOGIN_WINDOW_S  600 /* "at once": logins within 10 minutes */
-#define AUTH_RATE_LOGIN_ADDRS_MAX 32  /* distinct addresses remembered per user */
+#define AUTH_RATE_USERS_MAX	    100000
+#define AUTH_RATE_LOGIN_WINDOW_S    600 /* "at once": logins within 10 minutes */
+#define AUTH_RATE_LOGIN_ADDRS_MAX   32	/* distinct addresses remembered per user */
+#define AUTH_RATE_HISTORY_ADDRS_MAX 16	/* login addresses kept for `postgate user show` */
+#define AUTH_RATE_IP_MAX	    64	/* an IPv6 address with a zone, and its NUL */
+#define AUTH_RATE_REASON_MAX	    32	/* a hold reason word, and its NUL */
 
 /* 0 means no limit. */
 struct auth_rate_limits {
@@ -74,6 +80,43 @@ struct auth_rate_usage {
 };
 void auth_rate_usage_get(const struct auth_rates *rates, const char *user, int64_t now_s,
 			 struct auth_rate_usage *usage_out);
+
+/*
+ * The login history `postgate user show` prints (docs/auth.md, "Recent
+ * activity"). The auth service notes every checked login of a user that
+ * exists — successes and failures (wrong password, disabled) — never one for
+ * an unknown name, so a guesser cannot make records grow. Per user: logins
+ * ok and failed per minute and hour (the same windows as the sending
+ * counts), and the last AUTH_RATE_HISTORY_ADDRS_MAX distinct client
+ * addresses (a new one replaces the one seen least recently).
+ */
+void auth_rate_login_note(struct auth_rates *rates, const char *user, const char *client_ip,
+			  int64_t now_s, bool is_ok);
+
+/* An automatic sending hold was put on user for reason ("burst", ...). */
+void auth_rate_hold_note(struct auth_rates *rates, const char *user, int64_t now_s,
+			 const char *reason);
+
+struct auth_rate_address {
+	char ip[AUTH_RATE_IP_MAX];
+	uint32_t ok, failed; /* logins from it since it was first kept */
+	int64_t last_s;	     /* the latest login from it, Unix seconds */
+};
+
+struct auth_rate_activity {
+	bool is_tracked; /* false: nothing of user in memory (all zero) */
+	struct auth_rate_usage usage;
+	uint64_t logins_ok_hour, logins_ok_day;
+	uint64_t logins_failed_hour, logins_failed_day;
+	int64_t hold_s;				/* the last automatic hold; 0: none */
+	char hold_reason[AUTH_RATE_REASON_MAX]; /* "" when hold_s is 0 */
+	size_t address_count;
+	struct auth_rate_address addresses[AUTH_RATE_HISTORY_ADDRS_MAX]; /* newest first */
+};
+
+/* Everything kept of user at now_s; addresses not seen for a day are left out. */
+void auth_rate_activity_get(const struct auth_rates *rates, const char *user, int64_t now_s,
+			    struct auth_rate_activity *out);
 
 /* "messages-per-hour", ... for logs and replies. */
 const char *auth_rate_verdict_name(enum auth_rate_verdict verdict);

@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "auth/cache.h"
+#include "auth/rate.h"
 #include "auth/secret.h"
 #include "auth/throttle.h"
 #include "core/log.h"
@@ -122,6 +123,7 @@ struct auth_service {
 
 	struct auth_throttle *throttle;
 	struct auth_cache *cache;
+	struct auth_rates *rates; /* the login history; NULL: none */
 	unsigned char decoy_key[crypto_generichash_KEYBYTES];
 	char dummy_secret[AUTH_SECRET_MAX];
 
@@ -302,6 +304,23 @@ static void log_result(const struct auth_ticket *t, uint32_t delay_ms)
 	}
 }
 
+/* The login history (auth/rate.h) of users that exist: a guesser's
+ * invented names leave nothing behind. A throttled attempt was never
+ * checked, so whether its user exists is not known: not noted. */
+static void note_login(struct auth_service *svc, const struct auth_ticket *t)
+{
+	if (svc->rates == NULL || t->is_malformed)
+		return;
+	if (t->result == AUTH_OK)
+		auth_rate_login_note(svc->rates, t->canonical, t->client_ip, (int64_t) time(NULL),
+				     true);
+	else if (t->result == AUTH_FAILED &&
+		 (t->reason == REASON_BAD_PASSWORD || t->reason == REASON_DISABLED ||
+		  t->reason == REASON_NO_SECRET))
+		auth_rate_login_note(svc->rates, t->user_key, t->client_ip, (int64_t) time(NULL),
+				     false);
+}
+
 /* ---- delivery ---- */
 
 static void arm(struct auth_ticket *t, uint32_t delay_ms)
@@ -336,6 +355,8 @@ static void conclude(struct auth_service *svc, struct auth_ticket *t)
 		outcome = auth_throttle_failure(svc->throttle, now, t->client_ip, account,
 						t->has_cache_key ? t->cache_key : NULL);
 		delay_ms = outcome.delay_ms;
+		if (delay_ms > 0)
+			metrics_auth_delayed();
 		svc->stats.failed++;
 		count_recent_failure(svc, now);
 		break;
@@ -359,6 +380,7 @@ static void conclude(struct auth_service *svc, struct auth_ticket *t)
 		     : t->result == AUTH_FAILED	   ? METRICS_AUTH_FAILED
 		     : t->result == AUTH_THROTTLED ? METRICS_AUTH_THROTTLED
 						   : METRICS_AUTH_TEMPFAIL);
+	note_login(svc, t);
 	log_result(t, delay_ms);
 	password_wipe(t);
 	sodium_memzero(t->cache_key, sizeof(t->cache_key));
@@ -645,6 +667,7 @@ struct auth_service *auth_service_new(const struct auth_service_params *params, 
 	svc->workers = params->workers;
 	svc->store = params->store;
 	svc->store_lock = params->store_lock;
+	svc->rates = params->rates;
 	svc->clock = params->clock != NULL ? params->clock : monotonic_ms;
 	svc->clock_ctx = params->clock_ctx;
 
@@ -846,6 +869,11 @@ void auth_service_stats_get(const struct auth_service *svc, struct auth_service_
 			stats_out->failed_last_minute += svc->recent[i].count;
 	stats_out->in_flight = svc->ticket_count;
 	stats_out->cache_entries = auth_cache_count(svc->cache);
+}
+
+size_t auth_service_throttled_clients(struct auth_service *svc)
+{
+	return auth_throttle_throttled_clients(svc->throttle, now_ms(svc));
 }
 
 struct cram_walk {

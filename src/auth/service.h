@@ -35,6 +35,7 @@ struct event_base;
 struct worker_pool;
 struct store;
 struct auth_service;
+struct auth_rates;
 
 enum auth_result {
 	AUTH_OK,	/* the credentials are right; canonical_user is the stored address */
@@ -66,6 +67,9 @@ struct auth_service_params {
 	void *clock_ctx;
 	size_t cache_entries; /* 0: AUTH_CACHE_ENTRIES */
 	int64_t cache_ttl_ms; /* 0: AUTH_CACHE_TTL_MS */
+	/* Where the login history of existing users is noted (auth/rate.h,
+	 * auth_rate_login_note); NULL: none. Used on the loop thread only. */
+	struct auth_rates *rates;
 };
 
 /* Who asks. The service copies every field; NULL counts as "". */
@@ -170,6 +174,10 @@ uint64_t auth_report(struct auth_service *svc, uint64_t ticket, bool is_proof_va
 void auth_cancel(struct auth_service *svc, uint64_t ticket);
 
 void auth_service_stats_get(const struct auth_service *svc, struct auth_service_stats *stats_out);
+
+/* Client addresses the throttle holds back now (auth_throttle_throttled_clients):
+ * a scan of its address table, for /metrics and status. */
+size_t auth_service_throttled_clients(struct auth_service *svc);
 
 /* Called for each account without a usable CRAM-MD5 secret. Non-zero stops. */
 typedef int auth_account_fn(void *ctx, const char *address);

@@ -481,6 +481,22 @@ unsigned auth_throttle_account_failures(struct auth_throttle *throttle, int64_t 
 	return u != NULL ? window_sum(&u->head.failures, now_ms) : 0;
 }
 
+size_t auth_throttle_throttled_clients(struct auth_throttle *throttle, int64_t now_ms)
+{
+	struct table *tab = &throttle->addresses;
+	size_t count = 0;
+
+	for (size_t i = 0; i < tab->bucket_count * AUTH_THROTTLE_WAYS; i++) {
+		struct address_record *a =
+			(struct address_record *) (tab->records + i * tab->record_size);
+
+		if (a->head.is_used &&
+		    window_sum(&a->head.failures, now_ms) > AUTH_THROTTLE_ADDRESS_FREE)
+			count++;
+	}
+	return count;
+}
+
 void auth_throttle_usage_get(const struct auth_throttle *throttle,
 			     struct auth_throttle_usage *usage_out)
 {

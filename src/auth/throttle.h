@@ -124,6 +124,13 @@ unsigned auth_throttle_address_failures(struct auth_throttle *throttle, int64_t 
 unsigned auth_throttle_account_failures(struct auth_throttle *throttle, int64_t now_ms,
 					const char *account);
 
+/* Client addresses (IPv6 by /64) held back now: more than
+ * AUTH_THROTTLE_ADDRESS_FREE failures in the window, so that their next
+ * failure is delayed, or refused from AUTH_THROTTLE_ADDRESS_REFUSE on. A
+ * scan of the address table (AUTH_THROTTLE_ADDRESS_RECORDS records), for
+ * metrics and status, not for every attempt. */
+size_t auth_throttle_throttled_clients(struct auth_throttle *throttle, int64_t now_ms);
+
 void auth_throttle_usage_get(const struct auth_throttle *throttle,
 			     struct auth_throttle_usage *usage_out);
 

@@ -6,15 +6,21 @@
  * store — and the CRAM-MD5 secret while a listener offers CRAM-MD5
  * (config_cram_md5_wanted; it is removed again by a passwd without) — and
  * every copy of the password is wiped. `show` and `list` name the
- * secret schemes a user has, never the secrets.
+ * secret schemes a user has, never the secrets. `show` adds the user's
+ * recent activity, which only the running daemon knows (in memory: a
+ * restart forgets it), asked over the control socket.
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <sodium.h>
 
+#include "auth/rate.h"
 #include "auth/secret.h"
 #include "cli/internal.h"
 #include "core/span.h"
+#include "queue/control.h"
 #include "sasl/sasl.h"
 
 /* The secrets made from a new password; wiped by the caller. */
@@ -243,7 +249,12 @@ static void user_schemes_get(const struct store_user *user, struct user_schemes 
 			schemes_out->count++;
 }
 
-static void json_user(struct cli_json *json, const struct store_user *user)
+static void activity_json(struct cli_json *json, int rc, const struct auth_rate_activity *a,
+			  const struct error *err);
+
+/* activity: NULL leaves the recent activity out (user list). */
+static void json_user(struct cli_json *json, const struct store_user *user, int activity_rc,
+		      const struct auth_rate_activity *activity, const struct error *activity_err)
 {
 	char created[32], changed[32], domain[ADDRESS_DOMAIN_MAX + 1];
 	struct user_schemes schemes;
@@ -268,6 +279,8 @@ static void json_user(struct cli_json *json, const struct store_user *user)
 	for (size_t i = 0; i < schemes.count; i++)
 		cli_json_string(json, schemes.names[i]);
 	cli_json_end_array(json);
+	if (activity != NULL)
+		activity_json(json, activity_rc, activity, activity_err);
 	cli_json_end_object(json);
 }
 
@@ -284,7 +297,7 @@ static int list_one(void *ctx, const struct store_user *user)
 	const char *cells[4];
 
 	if (walk->json != NULL) {
-		json_user(walk->json, user);
+		json_user(walk->json, user, 0, NULL, NULL);
 		return 0;
 	}
 	cells[0] = user->address;
@@ -329,22 +342,233 @@ static int do_list(struct cli *cli, const struct cli_args *args, struct error *e
 	return rc == 0 ? 0 : -1;
 }
 
+/* ---- recent activity, from the daemon -------------------------------------- */
+
+/* One "address=IP,OK,FAILED,LAST" word of an activity reply. */
+static bool parse_address(struct span value, struct auth_rate_address *out)
+{
+	struct span rest, ok, failed, last;
+	uint64_t n_ok, n_failed, n_last;
+
+	if (!span_split_last(value, ',', &rest, &last) ||
+	    !span_split_last(rest, ',', &rest, &failed) ||
+	    !span_split_last(rest, ',', &rest, &ok) || !span_parse_u64(ok, &n_ok) ||
+	    !span_parse_u64(failed, &n_failed) || !span_parse_u64(last, &n_last) ||
+	    n_ok > UINT32_MAX || n_failed > UINT32_MAX || n_last > INT64_MAX ||
+	    !span_copy_cstr(rest, out->ip, sizeof(out->ip)))
+		return false;
+	out->ok = (uint32_t) n_ok;
+	out->failed = (uint32_t) n_failed;
+	out->last_s = (int64_t) n_last;
+	return true;
+}
+
+/* The daemon's "activity" reply (daemon/control.c) into *out; words this
+ * version does not know are skipped. */
+static void parse_activity(const char *text, struct auth_rate_activity *out)
+{
+	struct {
+		const char *key;
+		uint64_t *value;
+	} const numbers[] = {
+		{ "messages_hour", &out->usage.messages_hour },
+		{ "messages_day", &out->usage.messages_day },
+		{ "recipients_hour", &out->usage.recipients_hour },
+		{ "recipients_day", &out->usage.recipients_day },
+		{ "refused_hour", &out->usage.refused_hour },
+		{ "logins_ok_hour", &out->logins_ok_hour },
+		{ "logins_ok_day", &out->logins_ok_day },
+		{ "logins_failed_hour", &out->logins_failed_hour },
+		{ "logins_failed_day", &out->logins_failed_day },
+	};
+	struct span rest, word, key, value;
+	uint64_t n;
+
+	*out = (struct auth_rate_activity){ 0 };
+	for (rest = span_from_cstr(text); rest.len > 0;) {
+		span_split_word(rest, &word, &rest);
+		if (!span_split_first(word, '=', &key, &value))
+			continue;
+		if (span_eq_cstr(key, "tracked")) {
+			out->is_tracked = span_eq_cstr(value, "yes");
+		} else if (span_eq_cstr(key, "hold_at")) {
+			if (span_parse_u64(value, &n) && n <= INT64_MAX)
+				out->hold_s = (int64_t) n;
+		} else if (span_eq_cstr(key, "hold_reason")) {
+			if (!span_eq_cstr(value, "-"))
+				span_copy_cstr(value, out->hold_reason, sizeof(out->hold_reason));
+		} else if (span_eq_cstr(key, "address")) {
+			if (out->address_count < AUTH_RATE_HISTORY_ADDRS_MAX &&
+			    parse_address(value, &out->addresses[out->address_count]))
+				out->address_count++;
+		} else {
+			for (size_t i = 0; i < ARRAY_LEN(numbers); i++)
+				if (span_eq_cstr(key, numbers[i].key) && span_parse_u64(value, &n))
+					*numbers[i].value = n;
+		}
+	}
+}
+
+/* 0 with the user's activity; -1 with err when the daemon does not answer. */
+static int activity_ask(struct cli *cli, const char *address, struct auth_rate_activity *out,
+			struct error *err)
+{
+	struct queue_control_request request = { .verb = QUEUE_CONTROL_ACTIVITY };
+	char text[QUEUE_CONTROL_REPLY_MAX + 1];
+
+	if (!span_copy_cstr(span_from_cstr(address), request.address, sizeof(request.address)))
+		return error_set(err, ERROR_DATA, "the address is longer than %d octets",
+				 ADDRESS_TEXT_MAX);
+	if (cli_control_ask(cli, &request, text, sizeof(text), err) < 0)
+		return -1;
+	parse_activity(text, out);
+	return 0;
+}
+
+/* Why there is no activity to show, in a few words. */
+static const char *activity_unavailable(const struct error *err)
+{
+	return err->kind == ERROR_UNAVAILABLE ? "postgated is not running" : err->message;
+}
+
+#define ACTIVITY_LABEL_WIDTH 26
+
+static void activity_line(FILE *out, const char *label, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void activity_line(FILE *out, const char *label, const char *fmt, ...)
+{
+	va_list ap;
+
+	/* An empty label continues the line above (the list of addresses). */
+	fprintf(out, "%s%s%*s", label, label[0] != '\0' ? ":" : " ",
+		(int) (ACTIVITY_LABEL_WIDTH - strlen(label)), "");
+	va_start(ap, fmt);
+	vfprintf(out, fmt, ap);
+	va_end(ap);
+	fputc('\n', out);
+}
+
+static void activity_print(FILE *out, int rc, const struct auth_rate_activity *a,
+			   const struct error *err)
+{
+	char when[32];
+
+	fputc('\n', out);
+	if (rc < 0) {
+		fprintf(out, "recent activity: unavailable (%s)\n", activity_unavailable(err));
+		return;
+	}
+	activity_line(out, "recent activity", "in postgated's memory since it started");
+	activity_line(out, "messages hour/day", "%llu / %llu",
+		      (unsigned long long) a->usage.messages_hour,
+		      (unsigned long long) a->usage.messages_day);
+	activity_line(out, "recipients hour/day", "%llu / %llu",
+		      (unsigned long long) a->usage.recipients_hour,
+		      (unsigned long long) a->usage.recipients_day);
+	activity_line(out, "refused last hour", "%llu", (unsigned long long) a->usage.refused_hour);
+	activity_line(out, "logins ok hour/day", "%llu / %llu",
+		      (unsigned long long) a->logins_ok_hour,
+		      (unsigned long long) a->logins_ok_day);
+	activity_line(out, "logins failed hour/day", "%llu / %llu",
+		      (unsigned long long) a->logins_failed_hour,
+		      (unsigned long long) a->logins_failed_day);
+	if (a->hold_s != 0)
+		activity_line(out, "automatic hold", "%s reason=%s",
+			      cli_time_format(a->hold_s, when, sizeof(when)), a->hold_reason);
+	else
+		activity_line(out, "automatic hold", "none");
+	if (a->address_count == 0)
+		activity_line(out, "login addresses", "none in the last day");
+	for (size_t i = 0; i < a->address_count; i++)
+		activity_line(out, i == 0 ? "login addresses" : "", "%s ok=%lu failed=%lu last=%s",
+			      a->addresses[i].ip, (unsigned long) a->addresses[i].ok,
+			      (unsigned long) a->addresses[i].failed,
+			      cli_time_format(a->addresses[i].last_s, when, sizeof(when)));
+}
+
+static void activity_json(struct cli_json *json, int rc, const struct auth_rate_activity *a,
+			  const struct error *err)
+{
+	char when[32];
+	struct {
+		const char *key;
+		uint64_t value;
+	} const numbers[] = {
+		{ "messages_hour", a->usage.messages_hour },
+		{ "messages_day", a->usage.messages_day },
+		{ "recipients_hour", a->usage.recipients_hour },
+		{ "recipients_day", a->usage.recipients_day },
+		{ "refused_hour", a->usage.refused_hour },
+		{ "logins_ok_hour", a->logins_ok_hour },
+		{ "logins_ok_day", a->logins_ok_day },
+		{ "logins_failed_hour", a->logins_failed_hour },
+		{ "logins_failed_day", a->logins_failed_day },
+	};
+
+	cli_json_key(json, "recent_activity");
+	cli_json_begin_object(json);
+	cli_json_key(json, "available");
+	cli_json_bool(json, rc == 0);
+	if (rc < 0) {
+		cli_json_key(json, "reason");
+		cli_json_string(json, activity_unavailable(err));
+		cli_json_end_object(json);
+		return;
+	}
+	for (size_t i = 0; i < ARRAY_LEN(numbers); i++) {
+		cli_json_key(json, numbers[i].key);
+		cli_json_int(json, (int64_t) numbers[i].value);
+	}
+	cli_json_key(json, "automatic_hold");
+	if (a->hold_s == 0) {
+		cli_json_string(json, NULL);
+	} else {
+		cli_json_begin_object(json);
+		cli_json_key(json, "at");
+		cli_json_string(json, cli_time_format(a->hold_s, when, sizeof(when)));
+		cli_json_key(json, "reason");
+		cli_json_string(json, a->hold_reason);
+		cli_json_end_object(json);
+	}
+	cli_json_key(json, "login_addresses");
+	cli_json_begin_array(json);
+	for (size_t i = 0; i < a->address_count; i++) {
+		cli_json_begin_object(json);
+		cli_json_key(json, "address");
+		cli_json_string(json, a->addresses[i].ip);
+		cli_json_key(json, "ok");
+		cli_json_int(json, a->addresses[i].ok);
+		cli_json_key(json, "failed");
+		cli_json_int(json, a->addresses[i].failed);
+		cli_json_key(json, "last");
+		cli_json_string(json, cli_time_format(a->addresses[i].last_s, when, sizeof(when)));
+		cli_json_end_object(json);
+	}
+	cli_json_end_array(json);
+	cli_json_end_object(json);
+}
+
 static int do_show(struct cli *cli, const struct cli_args *args, struct error *err)
 {
 	static struct store_user user;
 	char address[ADDRESS_MAX + 1], domain[ADDRESS_DOMAIN_MAX + 1];
 	char created[32], changed[32], scheme_list[160];
 	struct user_schemes schemes;
+	static struct auth_rate_activity activity;
+	struct error activity_err;
+	int activity_rc;
 
 	if (cli_address_normalize(args->values[0], "address", address, err) < 0)
 		return -1;
 	if (store_user_get(cli->store, address, &user, err) < 0)
 		return -1;
+	activity_rc = activity_ask(cli, user.address, &activity, &activity_err);
 	if (cli_args_has(args, "json")) {
 		struct cli_json json;
 
 		cli_json_init(&json, cli->out);
-		json_user(&json, &user);
+		json_user(&json, &user, activity_rc, &activity, &activity_err);
 		cli_json_finish(&json);
 		return 0;
 	}
@@ -374,6 +598,7 @@ static int do_show(struct cli *cli, const struct cli_args *args, struct error *e
 
 		cli_fields_print(cli->out, ARRAY_LEN(keys), keys, values);
 	}
+	activity_print(cli->out, activity_rc, &activity, &activity_err);
 	return 0;
 }
 

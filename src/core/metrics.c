@@ -152,6 +152,11 @@ void metrics_tls_handshake(const char *listener, const char *version)
 		tls_version_names, METRICS_TLS_VERSION_COUNT, version, METRICS_TLS_OTHER)]++;
 }
 
+void metrics_auth_delayed(void)
+{
+	registry.auth_delayed++;
+}
+
 void metrics_snapshot(struct metrics_counters *out)
 {
 	*out = registry;
@@ -295,6 +300,17 @@ int metrics_render(const struct metrics_counters *c, const struct metrics_gauges
 					       VALUES(listener_names[l], mechanism_names[m],
 						      auth_result_names[a]),
 					       c->auth[l][m][a]);
+
+	family(&r, "postgate_auth_throttle_delayed_total", "counter",
+	       "Failed logins whose reply the login throttle delayed (refused ones are "
+	       "counted in postgate_auth_total as result throttled).");
+	sample(&r, "postgate_auth_throttle_delayed_total", KEYS(NULL), VALUES(NULL),
+	       c->auth_delayed);
+	family(&r, "postgate_auth_throttled_clients", "gauge",
+	       "Client addresses (IPv6 by /64) the login throttle delays or refuses now.");
+	if (g->has_auth)
+		sample(&r, "postgate_auth_throttled_clients", KEYS(NULL), VALUES(NULL),
+		       g->auth_throttled_clients);
 
 	family(&r, "postgate_queue_messages", "gauge", "Messages in the spool, by place.");
 	for (size_t i = 0; g->has_queue && i < ARRAY_LEN(places); i++)

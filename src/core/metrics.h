@@ -97,6 +97,7 @@ struct metrics_counters {
 	uint64_t delivery_sum_ms;
 	uint64_t auth[METRICS_LISTENER_COUNT][METRICS_MECHANISM_COUNT][METRICS_AUTH_RESULT_COUNT];
 	uint64_t tls_handshakes[METRICS_LISTENER_COUNT][METRICS_TLS_VERSION_COUNT];
+	uint64_t auth_delayed; /* failed logins whose reply the throttle delayed */
 };
 
 /* What is read at the moment of the request rather than counted. */
@@ -108,6 +109,8 @@ struct metrics_gauges {
 	/* The spool's group commit (core/groupsync.h): counters kept there */
 	uint64_t spool_sync_waits; /* commits that waited for a sync */
 	uint64_t spool_syncs;	   /* syncs run for them */
+	bool has_auth;		   /* false: no auth service; no throttled-clients line */
+	size_t auth_throttled_clients;
 };
 
 /* Increments (event-loop thread). Strings are matched exactly against the
@@ -118,6 +121,7 @@ void metrics_delivery(enum metrics_delivery_result result, const char *via, uint
 void metrics_bounce(void);
 void metrics_auth(const char *listener, const char *mechanism, enum metrics_auth_result result);
 void metrics_tls_handshake(const char *listener, const char *version);
+void metrics_auth_delayed(void);
 
 /* A copy of the registry (event-loop thread). */
 void metrics_snapshot(struct metrics_counters *out);

@@ -1,7 +1,9 @@
 /*
  * control: the daemon's control socket, <state_dir>/control.sock, through
- * which `postgate queue flush|delete|hold|release` reaches the queue manager
- * (the protocol is queue/control.h; docs/queue.md describes it).
+ * which `postgate queue flush|delete|hold|release` reaches the queue manager,
+ * `postgate status` the daemon's state and `postgate user show` a user's
+ * recent activity (the protocol is queue/control.h; docs/queue.md
+ * describes it).
  *
  * The socket is made after root is gone, so the daemon's user owns it, with
  * mode 0600: only that user and root may connect (docs/decisions/0120). The
@@ -21,6 +23,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -107,7 +110,8 @@ static int run_request(struct daemon *daemon, const struct queue_control_request
 	case QUEUE_CONTROL_RELEASE:
 		return queue_manager_release(daemon->queue, id, err);
 	case QUEUE_CONTROL_STATUS:
-		break; /* answered by status_start */
+	case QUEUE_CONTROL_ACTIVITY:
+		break; /* answered by status_start, activity_answer */
 	}
 	return error_set(err, ERROR_SOFTWARE, "unknown request");
 }
@@ -168,9 +172,11 @@ static void status_done(void *arg)
 		 "uptime_s=%llu sessions=%zu mx=%zu submission=%zu submissions=%zu pop3=%zu "
 		 "pop3s=%zu http=%zu queue_active=%zu queue_deferred=%zu queue_hold=%zu "
 		 "queue_in_delivery=%zu held_users=%zu auth_ok=%llu auth_failed=%llu "
-		 "auth_failed_last_minute=%llu auth_throttled=%llu stopping=%s",
+		 "auth_failed_last_minute=%llu auth_throttled=%llu auth_throttled_clients=%zu "
+		 "stopping=%s",
 		 (unsigned long long) ((daemon_clock_ms() - daemon->started_ms) / 1000),
-		 daemon->session_count, daemon->session_counts[CONFIG_LISTENER_MX],
+		 daemon->session_count + daemon->session_counts[CONFIG_LISTENER_HTTP],
+		 daemon->session_counts[CONFIG_LISTENER_MX],
 		 daemon->session_counts[CONFIG_LISTENER_SUBMISSION],
 		 daemon->session_counts[CONFIG_LISTENER_SUBMISSIONS],
 		 daemon->session_counts[CONFIG_LISTENER_POP3],
@@ -180,6 +186,7 @@ static void status_done(void *arg)
 		 daemon->queue != NULL ? queue_manager_active_count(daemon->queue) : 0,
 		 job->held_users, (unsigned long long) auth.ok, (unsigned long long) auth.failed,
 		 (unsigned long long) auth.failed_last_minute, (unsigned long long) auth.throttled,
+		 daemon->auth != NULL ? auth_service_throttled_clients(daemon->auth) : 0,
 		 daemon->is_stopping ? "yes" : "no");
 	free(job);
 	log_info("control request=status qid=- uid=%ld result=ok", (long) c->peer_uid);
@@ -208,6 +215,52 @@ static void status_start(struct control_connection *c)
 	}
 }
 
+/* What the daemon remembers of one user (auth/rate.h): answered on the
+ * loop from memory, no store or disk. The address need not be a user: an
+ * unknown one is simply "tracked=no" with zeros. */
+static void activity_answer(struct control_connection *c, const char *address)
+{
+	struct daemon *daemon = c->control->daemon;
+	struct auth_rate_activity a;
+	char text[QUEUE_CONTROL_REPLY_MAX], shown[LOG_ESCAPED_CAP];
+	size_t used;
+	int n;
+
+	if (daemon->rates != NULL)
+		auth_rate_activity_get(daemon->rates, address, (int64_t) time(NULL), &a);
+	else
+		a = (struct auth_rate_activity){ 0 };
+	n = snprintf(text, sizeof(text),
+		     "tracked=%s messages_hour=%llu messages_day=%llu recipients_hour=%llu "
+		     "recipients_day=%llu refused_hour=%llu logins_ok_hour=%llu logins_ok_day=%llu "
+		     "logins_failed_hour=%llu logins_failed_day=%llu hold_at=%lld hold_reason=%s "
+		     "addresses=%zu",
+		     a.is_tracked ? "yes" : "no", (unsigned long long) a.usage.messages_hour,
+		     (unsigned long long) a.usage.messages_day,
+		     (unsigned long long) a.usage.recipients_hour,
+		     (unsigned long long) a.usage.recipients_day,
+		     (unsigned long long) a.usage.refused_hour,
+		     (unsigned long long) a.logins_ok_hour, (unsigned long long) a.logins_ok_day,
+		     (unsigned long long) a.logins_failed_hour,
+		     (unsigned long long) a.logins_failed_day, (long long) a.hold_s,
+		     a.hold_reason[0] != '\0' ? a.hold_reason : "-", a.address_count);
+	used = n > 0 ? (size_t) n : 0;
+	/* Sixteen addresses of at most 63 octets and four numbers each fit. */
+	for (size_t i = 0; i < a.address_count && used < sizeof(text); i++) {
+		n = snprintf(text + used, sizeof(text) - used, " address=%s,%lu,%lu,%lld",
+			     a.addresses[i].ip, (unsigned long) a.addresses[i].ok,
+			     (unsigned long) a.addresses[i].failed,
+			     (long long) a.addresses[i].last_s);
+		if (n < 0 || (size_t) n >= sizeof(text) - used)
+			break;
+		used += (size_t) n;
+	}
+	text[used < sizeof(text) ? used : sizeof(text) - 1] = '\0';
+	log_info("control request=activity user=%s uid=%ld result=ok",
+		 log_escape(span_from_cstr(address), shown), (long) c->peer_uid);
+	reply(c, NULL, text);
+}
+
 static void handle_line(struct control_connection *c, struct span line)
 {
 	struct queue_control_request request;
@@ -220,6 +273,10 @@ static void handle_line(struct control_connection *c, struct span line)
 			    (long) c->peer_uid, log_escape(line, shown),
 			    log_escape(span_from_cstr(err.message), reason));
 		reply(c, &err, NULL);
+		return;
+	}
+	if (request.verb == QUEUE_CONTROL_ACTIVITY) {
+		activity_answer(c, request.address);
 		return;
 	}
 	if (request.verb == QUEUE_CONTROL_STATUS) {

@@ -126,8 +126,8 @@ struct daemon {
 
 	struct daemon_session *sessions;		      /* live sessions, newest first */
 	struct daemon_ip_count *ip_counts[DAEMON_IP_BUCKETS]; /* sessions per client address */
-	size_t session_count;
-	size_t session_counts[CONFIG_LISTENER_KIND_COUNT];
+	size_t session_count; /* mail sessions: what a shutdown waits for */
+	size_t session_counts[CONFIG_LISTENER_KIND_COUNT]; /* [HTTP]: http connections */
 	struct id_generator session_ids;
 
 	bool is_stopping;
@@ -176,6 +176,11 @@ const char *daemon_limits_admit(struct daemon *daemon, const char *ip);
 void daemon_limits_release(struct daemon *daemon, const char *ip);
 /* Tell the client of a refused connection (in its protocol) and close fd. */
 void daemon_limits_refuse(enum config_listener_kind kind, evutil_socket_t fd);
+/* The HTTP listener's hooks (http/server.h): an HTTP connection counts as a
+ * session of listener http for the limits, status and metrics, but not in
+ * session_count, so a shutdown does not wait for idle keep-alive ones. */
+const char *daemon_limits_admit_http(void *daemon, const char *ip);
+void daemon_limits_release_http(void *daemon, const char *ip);
 
 /* listener.c */
 /* Bind every address of every enabled listener (before privileges are dropped);

@@ -4,7 +4,10 @@
  * is told so in its protocol's words — SMTP "421 4.7.0" (RFC 5321 3.8), POP3
  * "-ERR [SYS/TEMP]" (RFC 3206), HTTP 503 — and closed at once, before any
  * session state exists; on implicit-TLS listeners, where plain text would be
- * garbage to the client, it is just closed. The per-address counts live in a
+ * garbage to the client, it is just closed. HTTP connections count too
+ * (daemon_limits_admit_http): evhttp accepts them itself, and one over a
+ * limit is answered 503 to its first request (http/server.c). The
+ * per-address counts live in a
  * small chained hash table keyed by the address text, one entry per address
  * with a session, so memory follows the number of distinct live clients.
  */
@@ -13,6 +16,7 @@
 #include <sys/socket.h>
 
 #include "core/log.h"
+#include "core/metrics.h"
 #include "daemon/internal.h"
 
 struct daemon_ip_count {
@@ -45,7 +49,9 @@ const char *daemon_limits_admit(struct daemon *daemon, const char *ip)
 {
 	struct daemon_ip_count **p;
 
-	if (daemon->session_count >= daemon->config.max_sessions)
+	/* HTTP connections are not in session_count (see internal.h). */
+	if (daemon->session_count + daemon->session_counts[CONFIG_LISTENER_HTTP] >=
+	    daemon->config.max_sessions)
 		return "max-sessions";
 	p = find(daemon, ip);
 	if (*p != NULL && (*p)->count >= daemon->config.max_sessions_per_ip)
@@ -71,6 +77,28 @@ void daemon_limits_release(struct daemon *daemon, const char *ip)
 		*p = entry->next;
 		free(entry);
 	}
+}
+
+const char *daemon_limits_admit_http(void *arg, const char *ip)
+{
+	struct daemon *daemon = arg;
+	const char *refusal = daemon_limits_admit(daemon, ip);
+
+	if (refusal != NULL) {
+		metrics_session_refused(refusal);
+		return refusal;
+	}
+	daemon->session_counts[CONFIG_LISTENER_HTTP]++;
+	return NULL;
+}
+
+void daemon_limits_release_http(void *arg, const char *ip)
+{
+	struct daemon *daemon = arg;
+
+	if (daemon->session_counts[CONFIG_LISTENER_HTTP] > 0)
+		daemon->session_counts[CONFIG_LISTENER_HTTP]--;
+	daemon_limits_release(daemon, ip);
 }
 
 void daemon_limits_refuse(enum config_listener_kind kind, evutil_socket_t fd)

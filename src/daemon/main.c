@@ -245,18 +245,19 @@ static void start_mail_services(struct daemon *daemon)
 	/* What was acknowledged before a crash or a stop is delivered now. */
 	if (queue_manager_recover(daemon->queue, &err) < 0)
 		daemon_fatal(DAEMON_EXIT_FAILURE, "cannot recover the spool: %s", err.message);
+	daemon->rates = auth_rates_new();
+	if (daemon->rates == NULL)
+		daemon_fatal(DAEMON_EXIT_FAILURE, "cannot start the sending limits: out of memory");
 	daemon->auth =
 		auth_service_new(&(struct auth_service_params){ .base = daemon->base,
 								.workers = daemon->workers,
 								.store = daemon->store,
-								.store_lock = &daemon->store_lock },
+								.store_lock = &daemon->store_lock,
+								.rates = daemon->rates },
 				 &err);
 	if (daemon->auth == NULL)
 		daemon_fatal(DAEMON_EXIT_FAILURE, "cannot start the auth service: %s", err.message);
 	randombytes_buf(daemon->sasl_mock_key, sizeof(daemon->sasl_mock_key));
-	daemon->rates = auth_rates_new();
-	if (daemon->rates == NULL)
-		daemon_fatal(DAEMON_EXIT_FAILURE, "cannot start the sending limits: out of memory");
 	daemon_cram_md5_check(daemon, true);
 	daemon->smtp = (struct smtp_server){
 		.config = config,
@@ -289,6 +290,10 @@ static void start_mail_services(struct daemon *daemon)
 						      .new_sid_ctx = daemon,
 						      .spool = daemon->spool,
 						      .session_counts = daemon->session_counts,
+						      .auth = daemon->auth,
+						      .admit = daemon_limits_admit_http,
+						      .release = daemon_limits_release_http,
+						      .limits_ctx = daemon,
 						      .started_at_s = (uint64_t) time(NULL) },
 			&err);
 		if (daemon->http == NULL)

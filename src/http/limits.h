@@ -21,6 +21,9 @@
 /* Open connections per daemon: at the limit the listeners stop accepting and
  * new clients wait in the kernel's backlog until one ends. */
 #define HTTP_CONNECTIONS_MAX 256
+/* Seconds a connection over the daemon's session limits (max_sessions,
+ * max_sessions_per_ip) has to send the request its 503 answers. */
+#define HTTP_REFUSED_TIMEOUT_S 5
 /* Domains the /setup/ index lists (setup_index = yes); past that it is cut
  * and says so. */
 #define HTTP_INDEX_DOMAINS_MAX 5000

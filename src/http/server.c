@@ -55,6 +55,9 @@ struct http_connection {
 	struct http_job *job;		 /* the request waiting for a worker */
 	char sid[ID_CAP];
 	char client[64];
+	char ip[64];	  /* the limits' key: the address alone */
+	bool is_admitted; /* counted by params.admit: release when it ends */
+	bool is_refused;  /* over a session limit: 503 to its first request */
 	uint64_t requests;
 };
 
@@ -136,12 +139,44 @@ static void on_connection_close(struct evhttp_connection *evcon, void *arg)
 			c->job->req = NULL;
 		c->job->conn = NULL;
 	}
-	log_info("sid=%s disconnect listener=http requests=%llu", c->sid,
-		 (unsigned long long) c->requests);
+	if (!c->is_refused) /* a refused one never connected as a session */
+		log_info("sid=%s disconnect listener=http requests=%llu", c->sid,
+			 (unsigned long long) c->requests);
+	if (c->is_admitted && s->params.release != NULL)
+		s->params.release(s->params.limits_ctx, c->ip);
 	list_remove_connection(s, c);
 	free(c);
 	if (!s->is_stopping && s->connection_count < HTTP_CONNECTIONS_MAX)
 		accepting_set(s, true);
+}
+
+/*
+ * The daemon's session limits. evhttp has read nothing yet, and a reply
+ * written around it now would race the request (closing with the request
+ * unread resets the connection, and the client may never see the reply):
+ * so a refused connection is kept just long enough to answer its first
+ * request 503 with "Connection: close" (on_request), with a short timeout
+ * for a client that sends nothing. It counts in connection_count (the
+ * listener's own cap) meanwhile, not in the daemon's sessions.
+ */
+static bool admit(struct http_server *s, struct http_connection *c)
+{
+	const char *refusal;
+
+	if (s->params.admit == NULL)
+		return true;
+	refusal = s->params.admit(s->params.limits_ctx, c->ip);
+	if (refusal == NULL) {
+		c->is_admitted = true;
+		return true;
+	}
+	c->is_refused = true;
+	/* The mail listeners' line (which fail2ban matches), then the sid its
+	 * 503 and disconnect lines carry. */
+	log_warning("connect refused listener=http client=%s reason=%s sid=%s", c->client, refusal,
+		    c->sid);
+	evhttp_connection_set_timeout(c->evcon, HTTP_REFUSED_TIMEOUT_S);
+	return false;
 }
 
 /* Runs in the loop pass that accepted: see the file comment. */
@@ -178,7 +213,10 @@ static void on_adopt(evutil_socket_t fd, short what, void *arg)
 			 peer != NULL && strchr(peer, ':') != NULL ? "[" : "",
 			 peer != NULL ? peer : "unknown",
 			 peer != NULL && strchr(peer, ':') != NULL ? "]" : "", (unsigned) port);
+		snprintf(c->ip, sizeof(c->ip), "%s", peer != NULL ? peer : "unknown");
 		evhttp_connection_set_closecb(c->evcon, on_connection_close, c);
+		if (!admit(s, c))
+			continue;
 		log_info("sid=%s connect listener=http client=%s", c->sid, c->client);
 		if (s->connection_count > HTTP_CONNECTIONS_MAX) {
 			/* Accepted in the same batch as the one that reached the limit. */
@@ -350,6 +388,9 @@ static void send_metrics(struct http_job *job)
 	metrics_snapshot(&counters);
 	for (size_t i = 0; p->session_counts != NULL && i < CONFIG_LISTENER_KIND_COUNT; i++)
 		gauges.sessions[i] = p->session_counts[i];
+	gauges.has_auth = p->auth != NULL;
+	if (p->auth != NULL)
+		gauges.auth_throttled_clients = auth_service_throttled_clients(p->auth);
 	gauges.has_queue = job->server_spool != NULL;
 	if (p->spool != NULL)
 		queue_spool_sync_stats(p->spool, &gauges.spool_sync_waits, &gauges.spool_syncs);
@@ -647,6 +688,15 @@ static void on_request(struct evhttp_request *req, void *arg)
 
 	if (c != NULL)
 		c->requests++;
+	if (c != NULL && c->is_refused) {
+		struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
+
+		evhttp_add_header(headers, "Connection", "close");
+		evhttp_add_header(headers, "Retry-After", "60");
+		reply_text(c, req, 503, "Service Unavailable",
+			   "too many connections from this address, try again later");
+		return;
+	}
 	if (span_eq_cstr_nocase(path, "/autodiscover/autodiscover.xml")) {
 		route_autodiscover(s, c, req);
 		return;

@@ -8,7 +8,9 @@
  * http_server_accept; evhttp accepts on them from then on
  * (docs/decisions/0150-http-listener-on-evhttp.md). Connections are not
  * daemon sessions: each gets its own sid for the log, and a shutdown closes
- * them when the loop ends.
+ * them when the loop ends. They count against the daemon's session limits
+ * through the admit hook: a connection over a limit is answered 503 to its
+ * first request, with "Connection: close", and closed.
  *
  * /metrics renders core/metrics.h's registry for the clients metrics_allow
  * names (403 for others), after counting the spool on a worker.
@@ -24,6 +26,7 @@
 
 #include <event2/event.h>
 
+#include "auth/service.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "core/id.h"
@@ -34,6 +37,8 @@
 
 /* A fresh session id, unique in the daemon. */
 typedef void http_session_id_fn(void *ctx, char out[ID_CAP]);
+typedef const char *http_admit_fn(void *ctx, const char *ip);
+typedef void http_release_fn(void *ctx, const char *ip);
 
 struct http_server_params {
 	struct event_base *base;
@@ -52,6 +57,15 @@ struct http_server_params {
 	struct queue_spool *spool;
 	const size_t *session_counts;
 	uint64_t started_at_s;
+	/* The auth service, for the throttled-clients gauge; NULL: none. */
+	struct auth_service *auth;
+	/* The daemon's session limits (max_sessions, max_sessions_per_ip) by
+	 * client address: admit counts a new connection and returns NULL, or
+	 * returns why not ("max-sessions-per-ip"); release is called once for
+	 * every admitted connection when it ends. NULL: every one is served. */
+	http_admit_fn *admit;
+	http_release_fn *release;
+	void *limits_ctx;
 };
 
 struct http_server;

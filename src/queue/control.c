@@ -13,6 +13,7 @@ static const char *const verb_names[] = {
 	[QUEUE_CONTROL_HOLD]    = "hold",
 	[QUEUE_CONTROL_RELEASE] = "release",
 	[QUEUE_CONTROL_STATUS]  = "status",
+	[QUEUE_CONTROL_ACTIVITY] = "activity",
 };
 
 static const char *const error_names[] = {
@@ -86,7 +87,7 @@ static int parse_request(struct span line, struct queue_control_request *out, st
 		verb = line;
 		arg = span_make(line.ptr + line.len, 0);
 	} else if (arg.len == 0 || span_split_first(arg, ' ', &arg, &extra)) {
-		return error_set(err, ERROR_USAGE, "a request is a verb and at most one queue ID");
+		return error_set(err, ERROR_USAGE, "a request is a verb and at most one argument");
 	}
 	for (size_t i = 0; i < ARRAY_LEN(verb_names); i++) {
 		if (span_eq_cstr(verb, verb_names[i])) {
@@ -95,10 +96,22 @@ static int parse_request(struct span line, struct queue_control_request *out, st
 		}
 	}
 	if (!has_verb)
-		return error_set(err, ERROR_USAGE,
-				 "unknown request (flush, delete, hold, release, status)");
+		return error_set(
+			err, ERROR_USAGE,
+			"unknown request (flush, delete, hold, release, status, activity)");
 	if (out->verb == QUEUE_CONTROL_STATUS)
 		return arg.len == 0 ? 0 : error_set(err, ERROR_USAGE, "status takes no argument");
+	if (out->verb == QUEUE_CONTROL_ACTIVITY) {
+		struct span local, domain;
+
+		/* The shape only: the daemon looks the name up, it need not be
+		 * more valid than that to find nothing. */
+		if (arg.len == 0 || arg.len > ADDRESS_TEXT_MAX ||
+		    !span_split_last(arg, '@', &local, &domain) || local.len == 0 ||
+		    domain.len == 0 || !span_copy_cstr(arg, out->address, sizeof(out->address)))
+			return error_set(err, ERROR_USAGE, "activity needs a user's address");
+		return 0;
+	}
 	if (arg.len == 0) {
 		if (out->verb != QUEUE_CONTROL_FLUSH)
 			return error_set(err, ERROR_USAGE, "%s needs a queue ID",
@@ -124,8 +137,11 @@ int queue_control_request_parse(struct span line, struct queue_control_request *
 size_t queue_control_request_format(const struct queue_control_request *request, char *out,
 				    size_t cap)
 {
+	const char *arg = request->verb == QUEUE_CONTROL_ACTIVITY ? request->address
+			  : request->has_id			  ? request->id
+								  : "";
 	int n = snprintf(out, cap, "%s%s%s\n", queue_control_verb_name(request->verb),
-			 request->has_id ? " " : "", request->has_id ? request->id : "");
+			 arg[0] != '\0' ? " " : "", arg);
 
 	if (n < 0)
 		return 0;

@@ -12,6 +12,8 @@
  *   hold ID      set the message aside (spool hold/), never tried
  *   release ID   put a held message back in the queue and try it now
  *   status       the daemon's state as "key=value" words (docs/cli.md)
+ *   activity ADDRESS  what the daemon remembers of a user's recent sending
+ *                and logins, as "key=value" words (docs/cli.md, user show)
  *
  * One reply line, at most QUEUE_CONTROL_REPLY_MAX bytes with its LF:
  *
@@ -34,10 +36,15 @@
 #include "core/error.h"
 #include "core/span.h"
 #include "queue/spool.h"
+#include "store/address.h"
 
-#define QUEUE_CONTROL_REQUEST_MAX 64		 /* bytes of a request line, LF included */
-#define QUEUE_CONTROL_REPLY_MAX	  600		 /* bytes of a reply line, LF included */
-#define QUEUE_CONTROL_SOCKET	  "control.sock" /* in state_dir */
+/* Bytes of a request line, LF included: "activity " and an address of
+ * ADDRESS_TEXT_MAX octets (RFC 5321 4.5.3.1.3), a CR and the LF fit. */
+#define QUEUE_CONTROL_REQUEST_MAX 272
+/* Bytes of a reply line, LF included: an activity reply lists up to 16
+ * login addresses (about 2 KiB at most). */
+#define QUEUE_CONTROL_REPLY_MAX 4096
+#define QUEUE_CONTROL_SOCKET	"control.sock" /* in state_dir */
 
 enum queue_control_verb {
 	QUEUE_CONTROL_FLUSH = 0,
@@ -45,12 +52,17 @@ enum queue_control_verb {
 	QUEUE_CONTROL_HOLD,
 	QUEUE_CONTROL_RELEASE,
 	QUEUE_CONTROL_STATUS,
+	QUEUE_CONTROL_ACTIVITY,
 };
 
 struct queue_control_request {
 	enum queue_control_verb verb;
 	bool has_id;		   /* flush may go without one, status never has one */
 	char id[QUEUE_ID_MAX + 1]; /* a valid queue ID when has_id, else "" */
+	/* activity: the user's address as sent (printable, no space, an '@',
+	 * at most ADDRESS_TEXT_MAX octets; the daemon matches it without
+	 * regard to ASCII case); "" for every other verb. */
+	char address[ADDRESS_TEXT_MAX + 1];
 };
 
 /* The verb's name as the protocol spells it ("flush"). */
@@ -60,7 +72,7 @@ const char *queue_control_verb_name(enum queue_control_verb verb);
  * Parse a request line given without its LF (a final CR is dropped). -1 with
  * ERROR_USAGE naming the problem: empty, too long, a byte outside printable
  * ASCII, an unknown verb, a missing or extra argument, an argument that is
- * no queue ID. *out is zeroed on failure.
+ * no queue ID (no address, for activity). *out is zeroed on failure.
  */
 int queue_control_request_parse(struct span line, struct queue_control_request *out,
 				struct error *err);

@@ -825,10 +825,13 @@ static void hold_done(void *arg)
 {
 	struct hold_job *job = arg;
 
-	if (job->rc == 0)
+	if (job->rc == 0) {
 		log_warning("policy hold user=%s reason=%s (postgate user release %s)", job->user,
 			    job->reason, job->user);
-	else
+		if (job->server->rates != NULL) /* for `postgate user show` */
+			auth_rate_hold_note(job->server->rates, job->user, (int64_t) time(NULL),
+					    job->reason);
+	} else
 		log_error("policy hold user=%s reason=%s failed: %s", job->user, job->reason,
 			  job->err.message);
 	free(job);

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DEMO_PASSWORD, assert_clean_stop, wait_delivered, wait_for
+from conftest import (DEMO_PASSWORD, assert_clean_stop, set_global_key, wait_delivered,
+                      wait_for)
 
 HTTP_CONNECTIONS_MAX = 256  # src/http/limits.h
 HTTP_HEADERS_MAX = 8192
@@ -412,6 +413,9 @@ def test_header_and_body_bounds(mail_server):
 
 def test_connection_limit_pauses_accepting_and_recovers(mail_server):
     inst = mail_server
+    # The listener's own cap is what is tested here, from one address: the
+    # per-address session limit must not refuse them first.
+    set_global_key(inst, "max_sessions_per_ip", 1000)
     inst.start(argv_prefix=("prlimit", "--nofile=2048:2048")) if shutil.which("prlimit") \
         else inst.start()
     port = inst.port("http")
@@ -431,6 +435,90 @@ def test_connection_limit_pauses_accepting_and_recovers(mail_server):
     finally:
         for sock in socks:
             sock.close()
+    assert_clean_stop(inst)
+
+
+def http_from(inst, source):
+    """A kept-alive connection from source that has been served once."""
+    conn = http.client.HTTPConnection("127.0.0.1", inst.port("http"), timeout=20,
+                                      source_address=(source, 0))
+    conn.request("GET", "/mail/config-v1.1.xml?emailaddress=alice%40example.test")
+    resp = conn.getresponse()
+    resp.read()
+    return conn, resp
+
+
+def refused_per_ip(inst):
+    """postgate_sessions_refused_total{reason="max-sessions-per-ip"}, from
+    127.0.0.9 on a connection of its own (closed before this returns)."""
+    conn = http.client.HTTPConnection("127.0.0.1", inst.port("http"), timeout=20,
+                                      source_address=("127.0.0.9", 0))
+    try:
+        conn.request("GET", "/metrics", headers={"Connection": "close"})
+        resp = conn.getresponse()
+        assert resp.status == 200
+        text = resp.read().decode()
+    finally:
+        conn.close()
+    m = re.search(r'^postgate_sessions_refused_total\{reason="max-sessions-per-ip"\} (\d+)$',
+                  text, re.M)
+    return int(m.group(1))
+
+
+def status_of(inst):
+    return dict(re.findall(r"^([a-z0-9 ]+):\s+(\S+)$", inst.cli("status").stdout, re.M))
+
+
+def test_http_connections_count_as_sessions_per_address(mail_server):
+    """max_sessions_per_ip covers http connections too, together with mail
+    sessions: one over the limit gets 503 and is closed, another address is
+    served, and status and /metrics count the open ones under http."""
+    inst = mail_server
+    set_global_key(inst, "max_sessions_per_ip", 2)
+    inst.start()
+    # The harness's readiness probes are connections too: let them end first.
+    wait_for(lambda: inst.log().count(" disconnect listener=") ==
+             inst.log().count(" connect listener="), what="the probes to end")
+    refused_before = refused_per_ip(inst)
+    held = []
+    for _ in range(2):
+        conn, resp = http_from(inst, "127.0.0.7")
+        assert resp.status == 200
+        held.append(conn)
+    wait_for(lambda: status_of(inst).get("http") == "2", what="status http=2")
+    assert status_of(inst)["sessions"] == "2"
+    # The third from 127.0.0.7: 503, "Connection: close", and closed.
+    conn, resp = http_from(inst, "127.0.0.7")
+    assert resp.status == 503
+    assert resp.getheader("Connection", "").lower() == "close"
+    assert resp.getheader("Retry-After") == "60"
+    assert resp.will_close
+    conn.close()
+    inst.wait_log(r"warning connect refused listener=http client=127\.0\.0\.7:\d+ "
+                  r"reason=max-sessions-per-ip")
+    # A mail session from that address is over the same limit.
+    with socket.create_connection(("127.0.0.1", inst.port("mx")), timeout=10,
+                                  source_address=("127.0.0.7", 0)) as s:
+        assert s.makefile("rb").readline().startswith(b"421 4.7.0 ")
+    # Another address is served, and counted.
+    other, resp = http_from(inst, "127.0.0.8")
+    assert resp.status == 200
+    held.append(other)
+    wait_for(lambda: status_of(inst).get("http") == "3", what="status http=3")
+    conn, resp = http_from(inst, "127.0.0.8")  # 127.0.0.8's own /metrics look
+    conn.request("GET", "/metrics")
+    metrics = conn.getresponse().read().decode()
+    assert resp.status == 200
+    assert 'postgate_sessions{listener="http"} 4' in metrics.splitlines()
+    conn.close()
+    assert refused_per_ip(inst) - refused_before == 2  # the http one and the mx one
+    # Connections that end give their places back.
+    for c in held:
+        c.close()
+    wait_for(lambda: status_of(inst).get("http") == "0", what="status http=0")
+    conn, resp = http_from(inst, "127.0.0.7")
+    assert resp.status == 200
+    conn.close()
     assert_clean_stop(inst)
 
 

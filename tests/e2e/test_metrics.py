@@ -134,3 +134,41 @@ def test_metrics_refused_outside_metrics_allow(mail_server):
     status, _, body = fetch(inst, source="127.0.0.1")
     assert status == 200
     parse(body)
+
+
+def failed_login(inst, source, password):
+    with smtplib.SMTP("127.0.0.1", inst.port("submission"), timeout=30,
+                      source_address=(source, 0)) as c:
+        c.starttls(context=tls_context())
+        c.ehlo()
+        c.user, c.password = ALICE, password
+        try:  # PLAIN alone: c.login would try LOGIN after it, a second attempt
+            c.auth("PLAIN", c.auth_plain)
+            raise AssertionError("login with a wrong password succeeded")
+        except smtplib.SMTPAuthenticationError:
+            pass
+
+
+def test_metrics_throttled_clients(mail_server):
+    """Past the throttle's free failures (3, docs/auth.md) an address is
+    delayed: it shows in postgate_auth_throttled_clients, and the delayed
+    reply in postgate_auth_throttle_delayed_total; another address that
+    failed within its free ones does not count."""
+    inst = mail_server
+    inst.start()
+    before = scrape(inst)
+    assert value(before, "postgate_auth_throttled_clients") == 0
+    for n in range(3):
+        failed_login(inst, "127.0.0.5", f"wrong {n}")
+    failed_login(inst, "127.0.0.6", "wrong once")
+    middle = scrape(inst)
+    assert value(middle, "postgate_auth_throttled_clients") == 0
+    assert value(middle, "postgate_auth_throttle_delayed_total") == \
+        value(before, "postgate_auth_throttle_delayed_total")
+    failed_login(inst, "127.0.0.5", "wrong 3")  # the fourth: delayed 1 s
+    after = scrape(inst)
+    assert value(after, "postgate_auth_throttled_clients") == 1
+    assert value(after, "postgate_auth_throttle_delayed_total") - \
+        value(before, "postgate_auth_throttle_delayed_total") == 1
+    status = inst.cli("status").stdout
+    assert re.search(r"^auth throttled clients:\s+1$", status, re.M), status

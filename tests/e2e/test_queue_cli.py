@@ -230,9 +230,10 @@ def test_garbage_on_the_control_socket_gets_an_error_and_the_daemon_goes_on(mail
         reply = control_raw(inst, data)
         assert reply.startswith(f"error {kind} ".encode()), (data[:40], reply)
         assert reply.count(b"\n") == 1 and all(0x20 <= c < 0x7f for c in reply[:-1])
-    # 64 bytes with the LF is read as a request; 65 is one too many.
-    assert control_raw(inst, b"x" * 63 + b"\n").startswith(b"error usage unknown request")
-    assert control_raw(inst, b"x" * 64 + b"\n") == b"error usage request longer than 64 bytes\n"
+    # 272 bytes with the LF is read as a request (room for "activity " and a
+    # 254-octet address); 273 is one too many.
+    assert control_raw(inst, b"x" * 271 + b"\n").startswith(b"error usage unknown request")
+    assert control_raw(inst, b"x" * 272 + b"\n") == b"error usage request longer than 272 bytes\n"
     assert control_raw(inst, f"flush {qid}\n".encode()) == f"ok flush {qid}\n".encode()
     # A CR before the LF is tolerated (a telnet user). A hold asked for while
     # the message's attempt runs takes effect when the attempt ends.

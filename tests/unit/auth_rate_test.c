@@ -137,6 +137,72 @@ static void test_idle_users_are_forgotten(void **state)
 	auth_rates_free(NULL);
 }
 
+/* The login history: counts per window, addresses newest first, at most
+ * AUTH_RATE_HISTORY_ADDRS_MAX of them, the least recent evicted. */
+static const struct history_case {
+	const char *name;
+	int64_t at; /* seconds after T0 */
+	const char *ip;
+	bool is_ok;
+} history_cases[] = {
+	{ "ok from a", 0, "192.0.2.1", true },
+	{ "failed from b", 10, "192.0.2.2", false },
+	{ "failed from b again", 20, "192.0.2.2", false },
+	{ "ok from a again", 3700, "192.0.2.1", true },
+	{ "ok from v6", 3800, "2001:db8::1", true },
+};
+
+static void test_login_history(void **state)
+{
+	struct auth_rates *r = auth_rates_new();
+	struct auth_rate_activity a;
+	char ip[AUTH_RATE_IP_MAX];
+
+	(void) state;
+	auth_rate_activity_get(r, "alice@example.test", T0, &a);
+	assert_false(a.is_tracked);
+	for (size_t i = 0; i < sizeof(history_cases) / sizeof(history_cases[0]); i++)
+		auth_rate_login_note(r, "Alice@Example.Test", history_cases[i].ip,
+				     T0 + history_cases[i].at, history_cases[i].is_ok);
+	auth_rate_activity_get(r, "alice@example.test", T0 + 3800, &a);
+	assert_true(a.is_tracked);
+	assert_int_equal(a.logins_ok_hour, 2); /* 3700 and 3800 */
+	assert_int_equal(a.logins_failed_hour, 0);
+	assert_int_equal(a.logins_ok_day, 3);
+	assert_int_equal(a.logins_failed_day, 2);
+	assert_int_equal(a.address_count, 3);
+	assert_string_equal(a.addresses[0].ip, "2001:db8::1");
+	assert_string_equal(a.addresses[1].ip, "192.0.2.1");
+	assert_int_equal(a.addresses[1].ok, 2);
+	assert_int_equal(a.addresses[1].last_s, T0 + 3700);
+	assert_string_equal(a.addresses[2].ip, "192.0.2.2");
+	assert_int_equal(a.addresses[2].failed, 2);
+	assert_int_equal(a.addresses[2].ok, 0);
+	assert_int_equal(a.hold_s, 0);
+
+	/* Twenty more addresses: the table keeps the newest sixteen. */
+	for (int i = 0; i < 20; i++) {
+		snprintf(ip, sizeof(ip), "198.51.100.%d", i);
+		auth_rate_login_note(r, "alice@example.test", ip, T0 + 4000 + i, false);
+	}
+	auth_rate_activity_get(r, "alice@example.test", T0 + 4100, &a);
+	assert_int_equal(a.address_count, AUTH_RATE_HISTORY_ADDRS_MAX);
+	assert_string_equal(a.addresses[0].ip, "198.51.100.19");
+	assert_string_equal(a.addresses[AUTH_RATE_HISTORY_ADDRS_MAX - 1].ip, "198.51.100.4");
+	assert_int_equal(a.logins_failed_hour, 20);
+
+	auth_rate_hold_note(r, "alice@example.test", T0 + 4200, "burst");
+	auth_rate_activity_get(r, "alice@example.test", T0 + 4300, &a);
+	assert_int_equal(a.hold_s, T0 + 4200);
+	assert_string_equal(a.hold_reason, "burst");
+
+	/* A day later the addresses are out of the report. */
+	auth_rate_activity_get(r, "alice@example.test", T0 + 4200 + 86401, &a);
+	assert_int_equal(a.address_count, 0);
+	assert_int_equal(a.logins_failed_day, 0);
+	auth_rates_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -144,6 +210,7 @@ int main(void)
 		cmocka_unit_test(test_burst_holds_once),
 		cmocka_unit_test(test_logins_from_many_addresses),
 		cmocka_unit_test(test_idle_users_are_forgotten),
+		cmocka_unit_test(test_login_history),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

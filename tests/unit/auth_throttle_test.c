@@ -415,6 +415,31 @@ static void test_memory_is_bounded(void **state)
 	auth_throttle_free(t);
 }
 
+/* The gauge: addresses past AUTH_THROTTLE_ADDRESS_FREE failures, until
+ * their failures leave the window or a success clears them. */
+static void test_throttled_clients(void **state)
+{
+	struct auth_throttle *t = throttle_make(0);
+	unsigned n;
+
+	(void) state;
+	assert_int_equal(auth_throttle_throttled_clients(t, T0), 0);
+	for (n = 1; n <= AUTH_THROTTLE_ADDRESS_FREE; n++)
+		auth_throttle_failure(t, T0, "192.0.2.7", "alice@example.test", tag_of(n));
+	assert_int_equal(auth_throttle_throttled_clients(t, T0), 0); /* not yet delayed */
+	auth_throttle_failure(t, T0, "192.0.2.7", "alice@example.test", tag_of(n));
+	assert_int_equal(auth_throttle_throttled_clients(t, T0), 1);
+	for (n = 1; n <= AUTH_THROTTLE_ADDRESS_REFUSE; n++)
+		auth_throttle_failure(t, T0, "2001:db8::1", "bob@example.test", tag_of(n));
+	/* The same /64 is the same client. */
+	auth_throttle_failure(t, T0, "2001:db8::2", "bob@example.test", tag_of(100));
+	assert_int_equal(auth_throttle_throttled_clients(t, T0), 2);
+	auth_throttle_success(t, T0 + 1, "192.0.2.7", "alice@example.test");
+	assert_int_equal(auth_throttle_throttled_clients(t, T0 + 1), 1);
+	assert_int_equal(auth_throttle_throttled_clients(t, T0 + AUTH_THROTTLE_WINDOW_MS), 0);
+	auth_throttle_free(t);
+}
+
 static void test_absurd_size_refused(void **state)
 {
 	struct auth_throttle_params p;
@@ -443,6 +468,7 @@ int main(void)
 		cmocka_unit_test(test_malformed_name_counts_for_the_address),
 		cmocka_unit_test(test_memory_is_bounded),
 		cmocka_unit_test(test_absurd_size_refused),
+		cmocka_unit_test(test_throttled_clients),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

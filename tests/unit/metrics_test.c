@@ -126,12 +126,18 @@ static void fill_auth(struct metrics_counters *c)
 	c->tls_handshakes[CONFIG_LISTENER_SUBMISSIONS][METRICS_TLS_1_3] = 4;
 }
 
+static void fill_throttle(struct metrics_counters *c)
+{
+	c->auth_delayed = 5;
+}
+
 static const struct render_case {
 	const char *name;
 	void (*fill)(struct metrics_counters *c);
 	bool has_queue;
 	const char *want[16]; /* whole lines that must appear */
 	const char *absent[4];
+	bool has_auth; /* the throttled-clients gauge is known (3) */
 } render_cases[] = {
 	{ "all zero",
 	  NULL,
@@ -142,20 +148,31 @@ static const struct render_case {
 	    "postgate_delivery_seconds_sum 0.000", "postgate_delivery_seconds_count 0",
 	    "postgate_bounces_total 0" },
 	  { "postgate_queue_messages{place=\"queue\"} 0", "postgate_auth_total{",
-	    "postgate_tls_handshakes_total{" } },
+	    "postgate_tls_handshakes_total{", "\npostgate_auth_throttled_clients " },
+	  false },
+	{ "throttle",
+	  fill_throttle,
+	  false,
+	  { "# TYPE postgate_auth_throttled_clients gauge", "postgate_auth_throttled_clients 3",
+	    "# TYPE postgate_auth_throttle_delayed_total counter",
+	    "postgate_auth_throttle_delayed_total 5" },
+	  { NULL },
+	  true },
 	{ "queue gauges",
 	  NULL,
 	  true,
 	  { "# TYPE postgate_queue_messages gauge", "postgate_queue_messages{place=\"queue\"} 1",
 	    "postgate_queue_messages{place=\"deferred\"} 2",
 	    "postgate_queue_messages{place=\"hold\"} 3" },
-	  { NULL } },
+	  { NULL },
+	  false },
 	{ "refusals",
 	  fill_refused,
 	  false,
 	  { "postgate_sessions_refused_total{reason=\"max-sessions-per-ip\"} 3",
 	    "postgate_sessions_refused_total{reason=\"max-sessions\"} 0" },
-	  { NULL } },
+	  { NULL },
+	  false },
 	{ "histogram cumulative",
 	  fill_deliveries,
 	  false,
@@ -171,14 +188,16 @@ static const struct render_case {
 	    "postgate_deliveries_total{result=\"delivered\",via=\"smtp\"} 2",
 	    "postgate_deliveries_total{result=\"deferred\",via=\"smtp\"} 1",
 	    "postgate_deliveries_total{result=\"failed\",via=\"other\"} 1" },
-	  { NULL } },
+	  { NULL },
+	  false },
 	{ "auth and tls",
 	  fill_auth,
 	  false,
 	  { "postgate_auth_total{listener=\"submission\",mechanism=\"PLAIN\",result=\"ok\"} 2",
 	    "postgate_auth_total{listener=\"pop3\",mechanism=\"USER\",result=\"failed\"} 1",
 	    "postgate_tls_handshakes_total{listener=\"submissions\",version=\"TLSv1.3\"} 4" },
-	  { "result=\"throttled\"" } },
+	  { "result=\"throttled\"" },
+	  false },
 };
 
 static bool has_line(const char *text, const char *line)
@@ -200,7 +219,9 @@ static void test_render(void **state)
 		struct metrics_gauges gauges = { .sessions = { [CONFIG_LISTENER_MX] = 7 },
 						 .has_queue = c->has_queue,
 						 .queue = { 1, 2, 3 },
-						 .start_time_s = 1700000000 };
+						 .start_time_s = 1700000000,
+						 .has_auth = c->has_auth,
+						 .auth_throttled_clients = 3 };
 		char *text;
 
 		print_message("case: %s\n", c->name);

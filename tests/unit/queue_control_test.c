@@ -79,6 +79,72 @@ static void test_request_parse(void **state)
 	}
 }
 
+/* activity ADDRESS: the address is kept as sent; only its shape is checked. */
+static const struct activity_case {
+	const char *name;
+	size_t local_len, domain_len; /* 0, 0: line is used as it is */
+	const char *line;
+	bool is_ok;
+} activity_cases[] = {
+	{ "plain", 0, 0, "activity alice@example.test", true },
+	{ "case kept", 0, 0, "activity Alice@Example.Test", true },
+	{ "final CR", 0, 0, "activity alice@example.test\r", true },
+	{ "254 octets", 64, 189, NULL, true },
+	{ "255 octets", 64, 190, NULL, false },
+	{ "no argument", 0, 0, "activity", false },
+	{ "no @", 0, 0, "activity alice", false },
+	{ "empty local part", 0, 0, "activity @example.test", false },
+	{ "empty domain", 0, 0, "activity alice@", false },
+	{ "two arguments", 0, 0, "activity alice@example.test bob@example.test", false },
+	{ "8-bit", 0, 0, "activity \xc3\xa9@example.test", false },
+	{ "status takes none", 0, 0, "status alice@example.test", false },
+};
+
+static void test_activity_request(void **state)
+{
+	(void) state;
+	for (size_t i = 0; i < ARRAY_LEN(activity_cases); i++) {
+		const struct activity_case *c = &activity_cases[i];
+		char line[QUEUE_CONTROL_REQUEST_MAX + 16], again[QUEUE_CONTROL_REQUEST_MAX + 1];
+		struct queue_control_request got;
+		struct error err;
+		size_t len, want_len;
+		int rc;
+
+		print_message("case: %s\n", c->name);
+		if (c->line != NULL) {
+			len = (size_t) snprintf(line, sizeof(line), "%s", c->line);
+		} else {
+			len = (size_t) snprintf(line, sizeof(line), "activity ");
+			memset(line + len, 'a', c->local_len);
+			len += c->local_len;
+			line[len++] = '@';
+			memset(line + len, 'b', c->domain_len);
+			len += c->domain_len;
+			line[len++] = '\r'; /* the longest line a client may send */
+			line[len] = '\0';
+			assert_true(len + 1 <= QUEUE_CONTROL_REQUEST_MAX || !c->is_ok);
+		}
+		rc = queue_control_request_parse(span_make(line, len), &got, &err);
+		assert_int_equal(rc, c->is_ok ? 0 : -1);
+		if (!c->is_ok) {
+			assert_int_equal(err.kind, ERROR_USAGE);
+			assert_string_equal(got.address, "");
+			continue;
+		}
+		assert_int_equal(got.verb, QUEUE_CONTROL_ACTIVITY);
+		assert_false(got.has_id);
+		want_len = len - (line[len - 1] == '\r');
+		assert_int_equal(strlen(got.address), want_len - strlen("activity "));
+		assert_memory_equal(got.address, line + strlen("activity "),
+				    want_len - strlen("activity "));
+		len = queue_control_request_format(&got, again, sizeof(again));
+		assert_int_equal(len, want_len + 1);
+		assert_memory_equal(again, line, want_len);
+		assert_int_equal(again[len - 1], '\n');
+	}
+}
+
 static void test_request_length_bound(void **state)
 {
 	char line[QUEUE_CONTROL_REQUEST_MAX + 8];
@@ -86,8 +152,8 @@ static void test_request_length_bound(void **state)
 	struct error err;
 
 	(void) state;
-	/* QUEUE_CONTROL_REQUEST_MAX counts the LF: 63 bytes are read as a
-	 * request (and refused as unknown), 64 are too long. */
+	/* QUEUE_CONTROL_REQUEST_MAX counts the LF: one byte less is read as
+	 * a request (and refused as unknown), the limit itself is too long. */
 	memset(line, 'x', sizeof(line));
 	assert_int_equal(queue_control_request_parse(span_make(line, QUEUE_CONTROL_REQUEST_MAX - 1),
 						     &got, &err),
@@ -174,7 +240,7 @@ static void test_reply_parse(void **state)
 static void test_reply_format(void **state)
 {
 	char line[QUEUE_CONTROL_REPLY_MAX + 1], text[QUEUE_CONTROL_REPLY_MAX + 1];
-	char long_text[2000];
+	char long_text[QUEUE_CONTROL_REPLY_MAX + 1000];
 	struct error err;
 	size_t len;
 
@@ -211,6 +277,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_request_parse),
 		cmocka_unit_test(test_request_length_bound),
+		cmocka_unit_test(test_activity_request),
 		cmocka_unit_test(test_request_format_round_trip),
 		cmocka_unit_test(test_reply_parse),
 		cmocka_unit_test(test_reply_format),
