@@ -985,7 +985,8 @@ static void group_next(const struct found_list *list, size_t start, struct id_gr
 	size_t i = start;
 
 	g->id = list->files[start].id;
-	g->has[0] = g->has[1] = 0;
+	for (int p = 0; p < PLACE_COUNT; p++)
+		g->has[p] = 0;
 	while (i < list->count && strcmp(list->files[i].id, g->id) == 0) {
 		g->has[list->files[i].place] |= HAS(list->files[i].file);
 		i++;
