@@ -53,7 +53,9 @@ struct smtp_job {
 	bool is_held;					/* the user is on a sending hold */
 	struct store_limits user_limits, domain_limits; /* their overrides */
 
-	/* SMTP_JOB_RCPT */
+	/* SMTP_JOB_RCPT; with want_begin, a local recipient also begins the
+	 * spool file (message), saving DATA a trip to a worker */
+	bool want_begin;
 	char address[SMTP_ADDRESS_MAX + 16];
 	struct smtp_recipient recipient;
 	enum store_recipient_kind kind_found;
@@ -260,6 +262,15 @@ static void job_run(void *arg)
 			free(d);
 		}
 		pthread_mutex_unlock(server->store_lock);
+		if (job->want_begin && job->rc == 0 &&
+		    (job->kind_found == STORE_RECIPIENT_USER ||
+		     job->kind_found == STORE_RECIPIENT_ALIAS)) {
+			struct error begin_err;
+
+			/* A failure here is DATA's to report: it begins again. */
+			if (queue_spool_begin(server->spool, &job->message, &begin_err) < 0)
+				job->message = NULL;
+		}
 		break;
 	}
 	case SMTP_JOB_BEGIN:
@@ -375,6 +386,9 @@ static void job_free(struct smtp_job *job)
 	free(job->recipient.orcpt);
 	free(job->direct_addresses);
 	free(job->direct_names);
+	/* A spool file begun with a look-up nobody took (a session gone). */
+	if (job->kind == SMTP_JOB_RCPT && job->message != NULL)
+		queue_spool_abort(job->message);
 	free(job);
 }
 
@@ -511,6 +525,13 @@ static void rcpt_done(struct smtp_session *s, struct smtp_job *job)
 	struct smtp_transaction *tx = &s->tx;
 	char shown[LOG_ESCAPED_CAP];
 
+	/* The spool file begun with the look-up belongs to the transaction
+	 * now: a reset removes it, DATA writes into it. */
+	if (job->message != NULL && s->message == NULL) {
+		s->message = job->message;
+		job->message = NULL;
+	}
+
 	if (job->rc < 0) {
 		log_warning("sid=%s smtp lookup failed: %s", s->sid, job->err.message);
 		smtp_session_reply(s, REPLY(451, "4.3.0", "Temporary lookup failure, try again"));
@@ -643,6 +664,8 @@ static void add_direct_prefix(struct smtp_session *s)
 	s->tx.direct_prefix_len = (size_t) len;
 }
 
+static void message_started(struct smtp_session *s);
+
 static void begin_done(struct smtp_session *s, struct smtp_job *job)
 {
 	if (job->rc < 0) {
@@ -659,6 +682,12 @@ static void begin_done(struct smtp_session *s, struct smtp_job *job)
 	}
 	s->message = job->message;
 	job->message = NULL;
+	message_started(s);
+}
+
+/* The spool file exists: the trace headers, then the client's octets. */
+static void message_started(struct smtp_session *s)
+{
 	snprintf(s->queue_id, sizeof(s->queue_id), "%s", queue_message_id(s->message));
 	if (is_direct_possible(s))
 		add_direct_prefix(s);
@@ -739,7 +768,8 @@ static void job_done(void *arg)
 		/* A commit consumed the message either way; a failed write aborted it. */
 		if (job->kind == SMTP_JOB_COMMIT || (job->kind == SMTP_JOB_WRITE && job->rc < 0))
 			s->message = NULL;
-		if (job->kind == SMTP_JOB_BEGIN && job->message != NULL) {
+		if ((job->kind == SMTP_JOB_BEGIN || job->kind == SMTP_JOB_RCPT) &&
+		    job->message != NULL && s->message == NULL) {
 			s->message = job->message;
 			job->message = NULL;
 		}
@@ -976,6 +1006,7 @@ void smtp_session_lookup_rcpt(struct smtp_session *s, const struct smtp_rcpt_arg
 		return;
 	}
 	snprintf(job->address, sizeof(job->address), "%s", address);
+	job->want_begin = s->message == NULL;
 	snprintf(job->recipient.address, sizeof(job->recipient.address), "%s",
 		 rcpt->forward_path.address);
 	job->recipient.notify = notify_from_rcpt(rcpt->notify);
@@ -998,8 +1029,14 @@ void smtp_session_lookup_rcpt(struct smtp_session *s, const struct smtp_rcpt_arg
 
 void smtp_session_begin_message(struct smtp_session *s, bool is_bdat)
 {
-	struct smtp_job *job = job_new(s, SMTP_JOB_BEGIN);
+	struct smtp_job *job;
 
+	if (s->message != NULL) {
+		/* Begun already, with the first local recipient's look-up. */
+		message_started(s);
+		return;
+	}
+	job = job_new(s, SMTP_JOB_BEGIN);
 	if (job != NULL && job_submit(s, job))
 		return;
 	if (job != NULL)

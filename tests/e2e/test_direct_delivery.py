@@ -8,7 +8,8 @@ import smtplib
 import threading
 
 from conftest import (free_port, mailbox, parse_delivered, queued_id, send_data,
-                      set_global_key, smtp_session, start_mail, wait_delivered)
+                      set_global_key, smtp_session, start_mail, wait_delivered,
+                      wait_for)
 from test_metrics import scrape, value
 
 ALICE, BOB, CAROL = "alice@example.test", "bob@example.test", "carol@example.test"
@@ -133,3 +134,28 @@ def test_concurrent_deliveries_share_syncs(mail_server):
     # syncs than waits (how many are shared depends on the timing).
     assert waits == 2 * senders * per_sender
     assert 1 <= syncs <= waits
+
+
+def test_a_transaction_abandoned_after_rcpt_leaves_no_spool_file(mail_server):
+    """The spool file is begun with the first local recipient's look-up, to
+    spare DATA a trip to a worker: RSET, QUIT or a vanished client remove it."""
+    inst = start_mail(mail_server)
+    with smtp_session(inst) as s:
+        s.expect(f"MAIL FROM:<{SENDER}>", 250)
+        s.expect(f"RCPT TO:<{ALICE}>", 250)
+        wait_for(lambda: len(spool_names(inst, "tmp")) == 1, what="the begun spool file")
+        s.expect("RSET", 250)
+        wait_for(lambda: spool_names(inst, "tmp") == [], what="spool/tmp emptied by RSET")
+        s.expect(f"MAIL FROM:<{SENDER}>", 250)
+        s.expect(f"RCPT TO:<{BOB}>", 250)
+        s.expect("QUIT", 221)
+    wait_for(lambda: spool_names(inst, "tmp") == [], what="spool/tmp emptied by QUIT")
+    s = smtp_session(inst)
+    s.expect(f"MAIL FROM:<{SENDER}>", 250)
+    s.expect(f"RCPT TO:<{CAROL}>", 250)
+    s.close()
+    wait_for(lambda: spool_names(inst, "tmp") == [], what="spool/tmp emptied at disconnect")
+    # Then the session is served as ever.
+    with smtp_session(inst) as s:
+        queued_id(send_data(s, SENDER, [ALICE], b"Subject: after\r\n\r\nx\r\n"))
+    assert len(mailbox(inst, ALICE)) == 1
