@@ -747,10 +747,15 @@ int queue_spool_state_save(struct queue_spool *spool, const char *id,
 		return -1;
 	file_name(name, id, SPOOL_FILE_STATE);
 	/* O_TRUNC: a save cut short earlier may have left tmp/ID.state behind. */
-	rc = file_write(spool->tmp_fd, name, text, len, O_TRUNC, true, err);
+	rc = file_write(spool->tmp_fd, name, text, len, O_TRUNC, false, err);
 	free(text);
 	if (rc < 0)
 		return -1;
+	/* The new state's bytes are durable before its name replaces the old. */
+	if (groupsync_wait(spool->sync, err) < 0) {
+		unlinkat(spool->tmp_fd, name, 0);
+		return -1;
+	}
 	if (renameat(spool->tmp_fd, name, place_fd, name) != 0) {
 		int saved = errno;
 
@@ -758,10 +763,7 @@ int queue_spool_state_save(struct queue_spool *spool, const char *id,
 		return error_set(err, kind_for(saved), "spool: rename %s into %s/: %s", name,
 				 place_dirs[place], strerror(saved));
 	}
-	if (fsync(place_fd) != 0)
-		return error_set(err, kind_for(errno), "spool: fsync %s/: %s", place_dirs[place],
-				 strerror(errno));
-	return 0;
+	return groupsync_wait(spool->sync, err);
 }
 
 /* --- moving and finishing ------------------------------------------------- */
@@ -803,10 +805,8 @@ int queue_spool_move(struct queue_spool *spool, const char *id, enum queue_place
 				renameat(to_fd, file_name(name, id, order[i]), from_fd, name);
 		return -1;
 	}
-	if (fsync(to_fd) != 0 || fsync(from_fd) != 0)
-		return error_set(err, kind_for(errno), "spool: fsync after moving %s: %s", id,
-				 strerror(errno));
-	return 0;
+	/* Both directories at once. */
+	return groupsync_wait(spool->sync, err);
 }
 
 int queue_spool_finish(struct queue_spool *spool, const char *id, struct error *err)
@@ -823,9 +823,8 @@ int queue_spool_finish(struct queue_spool *spool, const char *id, struct error *
 				 strerror(errno));
 	/* Until the envelope's removal is durable, the state must stay: without
 	 * it, a message brought back by a power loss would go to everyone again. */
-	if (fsync(place_fd) != 0)
-		return error_set(err, ERROR_IO, "spool: fsync %s/: %s", place_dirs[place],
-				 strerror(errno));
+	if (groupsync_wait(spool->sync, err) < 0)
+		return -1;
 	/* No envelope: whatever of these survives a crash, recovery removes. */
 	if (unlinkat(place_fd, file_name(name, id, SPOOL_FILE_MSG), 0) != 0 && errno != ENOENT)
 		return error_set(err, ERROR_IO, "spool: unlink %s/%s: %s", place_dirs[place], name,

@@ -1286,24 +1286,22 @@ static void test_durable_step_order(void **state)
 		    "rename spool/queue/ID.msg spool/deferred/ID.msg\n"
 		    "rename spool/queue/ID.state spool/deferred/ID.state\n"
 		    "rename spool/queue/ID.env spool/deferred/ID.env\n"
-		    "fsync spool/deferred\n"
-		    "fsync spool/queue\n"
+		    "syncfs spool\n" /* both directories */
 		    "report\n"
 		    "rename spool/deferred/ID.msg spool/queue/ID.msg\n"
 		    "rename spool/deferred/ID.state spool/queue/ID.state\n"
 		    "rename spool/deferred/ID.env spool/queue/ID.env\n"
-		    "fsync spool/queue\n"
-		    "fsync spool/deferred\n");
+		    "syncfs spool\n");
 
 	assert_int_equal(syscall_trace_run(&t, traced_finish, args), 0);
 	check_trace(&t, id,
 		    "create spool/tmp/ID.state\n"
-		    "fsync spool/tmp/ID.state\n"
+		    "syncfs spool\n" /* the new state's bytes */
 		    "rename spool/tmp/ID.state spool/queue/ID.state\n"
-		    "fsync spool/queue\n"
+		    "syncfs spool\n" /* its name */
 		    "report\n"
 		    "unlink spool/queue/ID.env\n"
-		    "fsync spool/queue\n"
+		    "syncfs spool\n" /* the envelope is gone before the state goes */
 		    "unlink spool/queue/ID.msg\n"
 		    "unlink spool/queue/ID.state\n");
 }
