@@ -314,9 +314,17 @@ now() { date +%s.%N; }
 
 # (a): accepted and in the recipient's Maildir: the clock stops when the last
 # message has arrived in new/.
+# postgate's group commit: file system syncs and the durable steps that
+# waited for them, from its /metrics.
+pg_syncs() {
+	curl -s "http://127.0.0.1:$pg_http/metrics" |
+		awk '$1 == "postgate_spool_syncs_total" { s = $2 } $1 == "postgate_spool_sync_waits_total" { w = $2 } END { print s + 0, w + 0 }'
+}
+
 run_mx() { # SERVER PORT MAILDIR_NEW
-	local before after start end out ok
+	local before after start end out ok syncs_before
 	before=$(count_new "$3")
+	[ "$1" = postgate ] && syncs_before=$(pg_syncs)
 	start=$(now)
 	out=$("$smtpload" -c 20 -k 10 -n "$count_a" -s 4096 --to bob@example.test 127.0.0.1 "$2" || true)
 	ok=$(echo "$out" | field ok)
@@ -328,6 +336,11 @@ run_mx() { # SERVER PORT MAILDIR_NEW
 	end=$(now)
 	echo "$out" >>"$work/log-a-$1"
 	record a "$1" "$(awk -v n="$((after - before))" -v s="$start" -v e="$end" 'BEGIN { printf "%.1f", n / (e - s) }')"
+	if [ "$1" = postgate ]; then
+		# syncfs calls per message delivered in this run
+		echo "$syncs_before $(pg_syncs)" | awk -v n="$((after - before))" \
+			'n > 0 { printf "%.3f\n", ($3 - $1) / n }' | while read -r v; do record a-syncs postgate "$v"; done
+	fi
 	[ "$(echo "$out" | field errors)" = 0 ] || record a-errors "$1" "$(echo "$out" | field errors)"
 }
 
@@ -430,9 +443,16 @@ echo "postgate $(git -C "$src" describe --always --dirty 2>/dev/null) vs $(postc
 echo "medians of $rounds rounds, servers alternating; TLS $tls_version; ratio > 1: postgate better$([ "$quick" = 1 ] && echo "; --quick: reduced counts")"
 printf '%-58s %14s %14s %7s\n' "workload" "postgate" "peer" "ratio"
 if want a; then
+	# The disk's limit for one fsync per message, on the file system of the
+	# spools, measured now (bench/fsync: write, fsync, rename, fsync dir).
+	"$build/bench/fsync" -T 1,2 -d 3 "$work/fsync-test" >"$work/log-fsync" 2>&1 || true
+	fsync1=$(grep '^threads=1 ' "$work/log-fsync" | field cycles_per_s)
+	fsync2=$(grep '^threads=2 ' "$work/log-fsync" | field cycles_per_s)
 	pg=$(median a postgate)
 	row "(a) MX to Maildir, 4 KiB, 20 conn, $count_a msgs; peer: Postfix+LMTP" "msg/s" "$pg" "$(median a postfix-lmtp)" 1
 	row "(a) same; peer: Postfix virtual(8)" "msg/s" "$pg" "$(median a postfix-virtual)" 1
+	echo "    disk: ${fsync1:--} write+fsync+rename+dir-fsync cycles/s from 1 thread, ${fsync2:--} from 2;" \
+		"postgate (a): $(median a-syncs postgate) syncfs per message (group commit)"
 fi
 want b && row "(b) STARTTLS+AUTH, new connection per msg, 20 conc, $count_b msgs" "msg/s" "$(median b postgate)" "$(median b postfix)" 1
 want c && row "(c) STARTTLS+AUTH, 10 msgs per connection, 20 conc, $count_c msgs" "msg/s" "$(median c postgate)" "$(median c postfix)" 1
