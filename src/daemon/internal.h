@@ -216,6 +216,9 @@ void daemon_user_lookup(const struct config *config, struct daemon_user *user_ou
 void daemon_dirs_prepare(const struct config *config, const struct daemon_user *user);
 /* initgroups, setgid, setuid to user; fatal unless root is gone for good. */
 void daemon_privileges_drop(const struct daemon_user *user);
+/* Raise the soft open-files limit to the hard one and warn when that is
+ * below what max_sessions needs (privilege.c). */
+void daemon_files_limit_raise(const struct config *config);
 
 /* control.c */
 /* Create <state_dir>/control.sock (0600, after the privilege drop) and serve

@@ -527,6 +527,7 @@ int main(int argc, char **argv)
 		warn_if_other_user(&daemon->config);
 		daemon_dirs_prepare(&daemon->config, NULL);
 	}
+	daemon_files_limit_raise(&daemon->config);
 	/* Still root here: the key may be readable by root alone. */
 	load_tls_contexts(daemon);
 	daemon_listeners_bind(daemon);

@@ -13,6 +13,7 @@
 #include <pwd.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "core/fsutil.h"
@@ -83,6 +84,36 @@ void daemon_dirs_prepare(const struct config *config, const struct daemon_user *
 		if (fsutil_file_chown(path, user->uid, user->gid, &err) < 0)
 			daemon_fatal(DAEMON_EXIT_FAILURE, "%s", err.message);
 	}
+}
+
+/*
+ * Each session holds a socket and, in a transaction, its spool file; the
+ * listeners, the store, the logs and the directories need some more. A
+ * shell's or a service's default soft limit (1024) would cap the daemon near
+ * 1,000 sessions whatever max_sessions says, so the soft limit is raised to
+ * the hard one (systemd's default hard limit is 524288). The hard limit is
+ * the administrator's: a value still below what max_sessions needs is a
+ * warning, with the number.
+ */
+void daemon_files_limit_raise(const struct config *config)
+{
+	uint64_t wanted = config->max_sessions * 2 + 1024;
+	struct rlimit limit;
+
+	if (getrlimit(RLIMIT_NOFILE, &limit) != 0)
+		return;
+	if (limit.rlim_cur != limit.rlim_max) {
+		limit.rlim_cur = limit.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &limit) != 0)
+			(void) getrlimit(RLIMIT_NOFILE, &limit);
+	}
+	if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < (rlim_t) wanted)
+		log_warning("open files limit=%llu, below the %llu that max_sessions=%llu needs: "
+			    "raise the hard limit (LimitNOFILE= in systemd)",
+			    (unsigned long long) limit.rlim_cur, (unsigned long long) wanted,
+			    (unsigned long long) config->max_sessions);
+	else
+		log_info("open files limit=%llu", (unsigned long long) limit.rlim_cur);
 }
 
 void daemon_privileges_drop(const struct daemon_user *user)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import (LISTENERS, POSTGATED, can_connect, ensure_daemon_user, free_port,
-                      is_root, wait_for)
+                      is_root, set_global_key, wait_for)
 
 # mx and submission run the SMTP server (tests/e2e/test_smtp*.py), and
 # submissions the same over implicit TLS; pop3 and pop3s the POP3 server
@@ -637,3 +637,22 @@ def test_failure_after_detaching_reaches_the_terminal(instance):
     assert "pid file" in started.stderr and "postgated.pid" in started.stderr
     wait_for(lambda: not any(can_connect("127.0.0.1", instance.port(n)) for n in LISTENERS),
              timeout=10, what="the failed daemon's ports to close")
+
+
+def test_soft_open_files_limit_is_raised_to_the_hard_one(instance):
+    """A default soft limit of 1024 would cap the daemon near 1,000 sessions:
+    it raises its soft limit to the hard one, and says when even that is
+    below what max_sessions needs."""
+    if shutil.which("prlimit") is None:
+        pytest.skip("prlimit (util-linux) not installed")
+    set_global_key(instance, "max_sessions", "3000")  # needs 3000 * 2 + 1024
+    start(instance, argv_prefix=("prlimit", "--nofile=1024:8192"))
+    instance.wait_log(r"info open files limit=8192\n")
+    limits = open(f"/proc/{instance.proc.pid}/limits").read()
+    assert re.search(r"Max open files\s+8192\s+8192\s", limits), limits
+    assert instance.stop() == 0
+
+    start(instance, argv_prefix=("prlimit", "--nofile=1024:4096"))
+    instance.wait_log(r"warning open files limit=4096, below the 7024 that "
+                      r"max_sessions=3000 needs")
+    assert instance.stop() == 0
