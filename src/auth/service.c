@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "auth/cache.h"
 #include "auth/secret.h"
@@ -68,6 +69,14 @@ enum ticket_state {
 	TICKET_AWAITING_REPORT, /* a secret was handed out; auth_report comes next */
 };
 
+/* What the hash job of a password check runs (after the look-up job). */
+enum hash_kind {
+	HASH_NONE,     /* a cache hit or a store failure: no hash */
+	HASH_ARGON2ID, /* the user's argon2id secret */
+	HASH_SCRAM,    /* only a SCRAM secret: PBKDF2 (auth/secret.h) */
+	HASH_DUMMY,    /* unknown user, or no secret: the same work on the dummy secret */
+};
+
 struct auth_ticket {
 	struct auth_ticket *next, *prev; /* in svc->tickets[id % TICKET_BUCKETS] */
 	struct auth_service *svc;	 /* NULL once orphaned by auth_service_free */
@@ -95,6 +104,12 @@ struct auth_ticket {
 	bool has_cached_stamp;
 	struct auth_cache_stamp cached_stamp;
 
+	/* Written by the look-up job for the hash job: what to verify the
+	 * password against (t->secret holds the stored secret, or nothing
+	 * for HASH_DUMMY), and what the user's row said. */
+	enum hash_kind hash_kind;
+	bool is_user_enabled;
+
 	/* Written by the worker job (or the loop when no job runs). */
 	enum auth_result result;
 	enum auth_reason reason;
@@ -115,6 +130,8 @@ struct auth_ticket {
 struct auth_service {
 	struct event_base *base;
 	struct worker_pool *workers;
+	struct worker_pool *hash_workers; /* password hashing only */
+	bool is_hash_pool_ours;
 	struct store *store;
 	pthread_mutex_t *store_lock;
 	auth_clock_fn *clock;
@@ -415,13 +432,19 @@ static void store_failed(struct auth_ticket *t, const struct error *err)
 	memcpy(t->error_message, err->message, sizeof(t->error_message));
 }
 
-static void password_job(void *arg)
+/*
+ * A password check's first job, on the shared workers: read the user and
+ * either answer from the cache (no hash) or say what the hash job must
+ * verify. Hashing is a second job on the service's own threads, so that a
+ * burst of logins never queues Maildir reads or spool commits behind
+ * 0.1-second hashes, and cached logins never wait behind uncached ones.
+ */
+static void lookup_job(void *arg)
 {
 	struct auth_ticket *t = arg;
 	struct store_user u;
 	struct auth_cache_stamp stamp;
 	struct error err;
-	bool is_match = false, has_secret = true;
 
 	error_clear(&err);
 	if (user_get(t, &u, &err) < 0) {
@@ -431,8 +454,7 @@ static void password_job(void *arg)
 		}
 		/* The same argon2id work as for a real user: the reply time
 		 * must not say whether the address exists. */
-		(void) auth_secret_verify_argon2id(t->dummy_secret, t->password, t->password_len);
-		t->hash_runs++;
+		t->hash_kind = HASH_DUMMY;
 		t->result = AUTH_FAILED;
 		t->reason = REASON_UNKNOWN_USER;
 		return;
@@ -447,21 +469,49 @@ static void password_job(void *arg)
 		return;
 	}
 	if (u.secret_argon2id[0] != '\0') {
-		is_match = auth_secret_verify_argon2id(u.secret_argon2id, t->password,
-						       t->password_len);
+		t->hash_kind = HASH_ARGON2ID;
+		memcpy(t->secret, u.secret_argon2id, sizeof(t->secret));
 	} else if (u.secret_scram[0] != '\0') {
 		/* A user imported with only a SCRAM secret can still log in
 		 * with PLAIN or LOGIN (auth/secret.h). */
-		is_match = auth_secret_verify_scram(u.secret_scram, t->password, t->password_len);
+		t->hash_kind = HASH_SCRAM;
+		memcpy(t->secret, u.secret_scram, sizeof(t->secret));
 	} else {
-		(void) auth_secret_verify_argon2id(t->dummy_secret, t->password, t->password_len);
-		has_secret = false;
+		t->hash_kind = HASH_DUMMY;
 	}
+	t->is_user_enabled = u.is_enabled;
+	t->verified_stamp = stamp;
+	memcpy(t->canonical, u.address, sizeof(t->canonical));
+	sodium_memzero(&u, sizeof(u));
+}
+
+/* The second job, on the hash threads: one argon2id (or PBKDF2) run, and
+ * the verdict. */
+static void hash_job(void *arg)
+{
+	struct auth_ticket *t = arg;
+	bool is_match = false;
+
+	switch (t->hash_kind) {
+	case HASH_ARGON2ID:
+		is_match = auth_secret_verify_argon2id(t->secret, t->password, t->password_len);
+		break;
+	case HASH_SCRAM:
+		is_match = auth_secret_verify_scram(t->secret, t->password, t->password_len);
+		break;
+	case HASH_DUMMY:
+	case HASH_NONE:
+		(void) auth_secret_verify_argon2id(t->dummy_secret, t->password, t->password_len);
+		break;
+	}
+	sodium_memzero(t->secret, sizeof(t->secret));
 	t->hash_runs++;
-	if (!u.is_enabled) {
+	if (t->reason == REASON_UNKNOWN_USER) /* decided by the look-up */
+		return;
+	if (!t->is_user_enabled) {
 		t->result = AUTH_FAILED;
 		t->reason = REASON_DISABLED;
-	} else if (!has_secret) {
+	} else if (t->hash_kind == HASH_DUMMY) {
 		t->result = AUTH_FAILED;
 		t->reason = REASON_NO_SECRET;
 	} else if (!is_match) {
@@ -469,10 +519,9 @@ static void password_job(void *arg)
 		t->reason = REASON_BAD_PASSWORD;
 	} else {
 		t->result = AUTH_OK;
-		t->verified_stamp = stamp;
-		memcpy(t->canonical, u.address, sizeof(t->canonical));
 	}
-	sodium_memzero(&u, sizeof(u));
+	if (t->result != AUTH_OK)
+		memset(t->canonical, 0, sizeof(t->canonical));
 }
 
 static void secret_job(void *arg)
@@ -532,7 +581,32 @@ static void secret_job(void *arg)
 
 /* ---- results back on the loop ---- */
 
-static void on_password_done(void *arg)
+static void on_hash_done(void *arg);
+
+static void on_lookup_done(void *arg)
+{
+	struct auth_ticket *t = arg;
+	struct auth_service *svc = t->svc;
+
+	if (svc == NULL) {
+		ticket_release(t); /* orphaned by auth_service_free */
+		return;
+	}
+	if (t->hash_kind != HASH_NONE) {
+		/* Even for a cancelled ticket: leaving does not skip the work
+		 * or the failure's record. */
+		if (worker_pool_submit(svc->hash_workers, hash_job, on_hash_done, t) == 0)
+			return;
+		sodium_memzero(t->secret, sizeof(t->secret));
+		t->result = AUTH_TEMPFAIL;
+		t->reason = REASON_STORE;
+		snprintf(t->error_message, sizeof(t->error_message),
+			 "the hash threads did not take the job");
+	}
+	on_hash_done(t);
+}
+
+static void on_hash_done(void *arg)
 {
 	struct auth_ticket *t = arg;
 	struct auth_service *svc = t->svc;
@@ -622,6 +696,19 @@ static void on_secret_done(void *arg)
 
 /* ---- public ---- */
 
+/* One hash at a time per core: argon2id is bound by memory bandwidth and
+ * 64 MiB a run, so more threads than cores only add memory. */
+static unsigned hash_thread_count(unsigned asked)
+{
+	long online = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (asked != 0)
+		return asked;
+	if (online < 1)
+		return 1;
+	return online > WORKER_THREADS_MAX ? WORKER_THREADS_MAX : (unsigned) online;
+}
+
 struct auth_service *auth_service_new(const struct auth_service_params *params, struct error *err)
 {
 	struct auth_service *svc;
@@ -647,6 +734,14 @@ struct auth_service *auth_service_new(const struct auth_service_params *params, 
 	svc->store_lock = params->store_lock;
 	svc->clock = params->clock != NULL ? params->clock : monotonic_ms;
 	svc->clock_ctx = params->clock_ctx;
+	svc->hash_workers = params->hash_workers;
+	if (svc->hash_workers == NULL) {
+		svc->hash_workers =
+			worker_pool_new(params->base, hash_thread_count(params->hash_threads), err);
+		if (svc->hash_workers == NULL)
+			goto fail;
+		svc->is_hash_pool_ours = true;
+	}
 
 	memset(&throttle_params, 0, sizeof(throttle_params));
 	randombytes_buf(throttle_params.key, sizeof(throttle_params.key));
@@ -697,6 +792,10 @@ void auth_service_free(struct auth_service *svc)
 			}
 		}
 	}
+	/* Runs the hashes still queued; their results find no service and
+	 * free their tickets. */
+	if (svc->is_hash_pool_ours)
+		worker_pool_free(svc->hash_workers);
 	auth_throttle_free(svc->throttle);
 	auth_cache_free(svc->cache);
 	sodium_memzero(svc, sizeof(*svc));
@@ -759,7 +858,7 @@ uint64_t auth_check_password(struct auth_service *svc, const struct auth_request
 	t->has_cached_stamp =
 		auth_cache_lookup(svc->cache, t->cache_key, now_ms(svc), &t->cached_stamp);
 	memcpy(t->dummy_secret, svc->dummy_secret, sizeof(t->dummy_secret));
-	submit(svc, t, password_job, on_password_done);
+	submit(svc, t, lookup_job, on_lookup_done);
 	return id;
 }
 

@@ -14,9 +14,12 @@
  * reasons in the log.
  *
  * Threads: every function here is called on the event-loop thread (the one
- * running params->base), and every callback runs there. Store look-ups and
- * password hashing run on params->workers, holding params->store_lock around
- * each store call.
+ * running params->base), and every callback runs there. Store look-ups run
+ * on params->workers, holding params->store_lock around each store call;
+ * password hashes (argon2id, PBKDF2) run on the service's own pool of
+ * params->hash_threads, so that a burst of uncached logins uses every core
+ * and delays neither the shared workers' other jobs (Maildir reads, spool
+ * commits) nor a cached login, which costs a look-up and no hash.
  *
  * Never logs a password; the copy it takes lives in memory from
  * sodium_malloc (locked, guarded) and is wiped as soon as it is checked.
@@ -65,6 +68,12 @@ struct auth_service_params {
 	auth_clock_fn *clock; /* NULL: CLOCK_MONOTONIC */
 	void *clock_ctx;
 	size_t cache_entries; /* 0: AUTH_CACHE_ENTRIES */
+	/* Threads of the service's own pool that run password hashes (never
+	 * anything else), 1..WORKER_THREADS_MAX; 0: one per online CPU. */
+	unsigned hash_threads;
+	/* Or a pool of the caller's for the hashes (tests), which must then
+	 * outlive the service; NULL: the service makes and frees its own. */
+	struct worker_pool *hash_workers;
 	int64_t cache_ttl_ms; /* 0: AUTH_CACHE_TTL_MS */
 };
 

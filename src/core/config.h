@@ -117,6 +117,7 @@ struct config {
 	enum log_level log_level;
 	uint64_t shutdown_timeout_ms;
 	uint64_t worker_threads;
+	uint64_t auth_threads;	      /* password-hashing threads; 0: one per online CPU */
 	uint64_t max_message_size;    /* bytes */
 	uint64_t max_recipients;      /* per message */
 	uint64_t max_line_length;     /* octets of a DATA text line, CRLF included */

@@ -168,7 +168,8 @@ static void status_done(void *arg)
 		 "uptime_s=%llu sessions=%zu mx=%zu submission=%zu submissions=%zu pop3=%zu "
 		 "pop3s=%zu http=%zu queue_active=%zu queue_deferred=%zu queue_hold=%zu "
 		 "queue_in_delivery=%zu held_users=%zu auth_ok=%llu auth_failed=%llu "
-		 "auth_failed_last_minute=%llu auth_throttled=%llu stopping=%s",
+		 "auth_failed_last_minute=%llu auth_throttled=%llu auth_cache_hits=%llu "
+		 "auth_hash_runs=%llu stopping=%s",
 		 (unsigned long long) ((daemon_clock_ms() - daemon->started_ms) / 1000),
 		 daemon->session_count, daemon->session_counts[CONFIG_LISTENER_MX],
 		 daemon->session_counts[CONFIG_LISTENER_SUBMISSION],
@@ -180,6 +181,7 @@ static void status_done(void *arg)
 		 daemon->queue != NULL ? queue_manager_active_count(daemon->queue) : 0,
 		 job->held_users, (unsigned long long) auth.ok, (unsigned long long) auth.failed,
 		 (unsigned long long) auth.failed_last_minute, (unsigned long long) auth.throttled,
+		 (unsigned long long) auth.cache_hits, (unsigned long long) auth.hash_runs,
 		 daemon->is_stopping ? "yes" : "no");
 	free(job);
 	log_info("control request=status qid=- uid=%ld result=ok", (long) c->peer_uid);

@@ -242,12 +242,13 @@ static void start_mail_services(struct daemon *daemon)
 	/* What was acknowledged before a crash or a stop is delivered now. */
 	if (queue_manager_recover(daemon->queue, &err) < 0)
 		daemon_fatal(DAEMON_EXIT_FAILURE, "cannot recover the spool: %s", err.message);
-	daemon->auth =
-		auth_service_new(&(struct auth_service_params){ .base = daemon->base,
-								.workers = daemon->workers,
-								.store = daemon->store,
-								.store_lock = &daemon->store_lock },
-				 &err);
+	daemon->auth = auth_service_new(
+		&(struct auth_service_params){ .base = daemon->base,
+					       .workers = daemon->workers,
+					       .store = daemon->store,
+					       .store_lock = &daemon->store_lock,
+					       .hash_threads = (unsigned) config->auth_threads },
+		&err);
 	if (daemon->auth == NULL)
 		daemon_fatal(DAEMON_EXIT_FAILURE, "cannot start the auth service: %s", err.message);
 	randombytes_buf(daemon->sasl_mock_key, sizeof(daemon->sasl_mock_key));

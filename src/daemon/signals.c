@@ -135,6 +135,8 @@ static void warn_restart_needed(const struct config *old, const struct config *f
 	}
 	if (old->worker_threads != fresh->worker_threads)
 		log_warning("worker_threads changed; restart postgated to apply");
+	if (old->auth_threads != fresh->auth_threads)
+		log_warning("auth_threads changed; restart postgated to apply");
 	for (int kind = 0; kind < CONFIG_LISTENER_KIND_COUNT; kind++)
 		if (!listener_equal(&old->listeners[kind], &fresh->listeners[kind]))
 			log_warning("listener %s changed; restart postgated to apply",
