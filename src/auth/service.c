@@ -947,6 +947,11 @@ void auth_service_stats_get(const struct auth_service *svc, struct auth_service_
 	stats_out->cache_entries = auth_cache_count(svc->cache);
 }
 
+size_t auth_service_cache_clear(struct auth_service *svc)
+{
+	return auth_cache_clear(svc->cache);
+}
+
 struct cram_walk {
 	auth_account_fn *each;
 	void *ctx;

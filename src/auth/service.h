@@ -180,6 +180,10 @@ void auth_cancel(struct auth_service *svc, uint64_t ticket);
 
 void auth_service_stats_get(const struct auth_service *svc, struct auth_service_stats *stats_out);
 
+/* Empties the credential cache (a reload: SIGHUP): every next login is
+ * hashed once again. Returns the number of entries dropped. */
+size_t auth_service_cache_clear(struct auth_service *svc);
+
 /* Called for each account without a usable CRAM-MD5 secret. Non-zero stops. */
 typedef int auth_account_fn(void *ctx, const char *address);
 

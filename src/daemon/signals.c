@@ -206,6 +206,11 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
 		}
 	}
 	warn_restart_needed(live, fresh);
+	/* An administrator who reloads expects nothing remembered from before:
+	 * the next login of each user is verified against the store again. */
+	if (daemon->auth != NULL)
+		log_info("reload auth cache cleared entries=%zu",
+			 auth_service_cache_clear(daemon->auth));
 	/* Certificates: renewed ones are read again (by the unprivileged user:
 	 * docs/tls.md), for the listeners in effect (a changed listener waits
 	 * for a restart). Live sessions keep the context they started with. */

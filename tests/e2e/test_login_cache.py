@@ -3,9 +3,11 @@ password is answered from the credential cache without a hash (the
 `auth_cache_hits` and `auth_hash_runs` counters of `postgate status`), a
 wrong password, a password changed with `postgate user passwd` and a
 `postgate user disable` are hashed and take effect on the very next login,
-and the hashes run on the `auth_threads` of their own (docs/auth.md)."""
+a reload (SIGHUP) empties the cache, and the hashes run on the
+`auth_threads` of their own (docs/auth.md)."""
 import json
 import poplib
+import signal
 
 import pytest
 
@@ -67,6 +69,13 @@ def test_relogin_costs_no_hash_and_changes_count_at_once(mail_server):
     login_ok(inst, NEW_PASSWORD)
     login_ok(inst, NEW_PASSWORD)
     assert counters(inst) == (6, 6)
+
+    # A reload forgets every verified password: the next login is hashed.
+    inst.proc.send_signal(signal.SIGHUP)
+    inst.wait_log(r"info reload auth cache cleared entries=1\n")
+    login_ok(inst, NEW_PASSWORD)
+    login_ok(inst, NEW_PASSWORD)
+    assert counters(inst) == (7, 7)
 
 
 def test_auth_threads_bounds(mail_instance):
