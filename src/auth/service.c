@@ -25,6 +25,7 @@
 #include "auth/cache.h"
 #include "auth/secret.h"
 #include "auth/throttle.h"
+#include "auth/vault.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/span.h"
@@ -96,7 +97,8 @@ struct auth_ticket {
 	/* Read by the worker job. */
 	struct store *store;
 	pthread_mutex_t *store_lock;
-	char *password; /* sodium_malloc: locked, guarded, wiped by sodium_free */
+	char *password;		  /* a slot of vault, or sodium_malloc when it is full */
+	struct auth_vault *vault; /* the password's vault; NULL: sodium_malloc */
 	size_t password_len;
 	char dummy_secret[AUTH_SECRET_MAX];
 	unsigned char cache_key[AUTH_CACHE_KEY_LEN];
@@ -138,6 +140,7 @@ struct auth_service {
 	void *clock_ctx;
 
 	struct auth_throttle *throttle;
+	struct auth_vault *vault; /* passwords of the checks in flight */
 	struct auth_cache *cache;
 	unsigned char decoy_key[crypto_generichash_KEYBYTES];
 	char dummy_secret[AUTH_SECRET_MAX];
@@ -215,9 +218,12 @@ static struct auth_ticket *ticket_find(struct auth_service *svc, uint64_t id)
 
 static void password_wipe(struct auth_ticket *t)
 {
-	if (t->password != NULL)
+	if (t->password != NULL && t->vault != NULL)
+		auth_vault_give(t->vault, t->password); /* wipes the slot */
+	else if (t->password != NULL)
 		sodium_free(t->password); /* wipes before it unmaps */
 	t->password = NULL;
+	t->vault = NULL;
 	t->password_len = 0;
 }
 
@@ -754,6 +760,9 @@ struct auth_service *auth_service_new(const struct auth_service_params *params, 
 		params->cache_ttl_ms ? params->cache_ttl_ms : AUTH_CACHE_TTL_MS, err);
 	if (svc->cache == NULL)
 		goto fail;
+	svc->vault = auth_vault_new(AUTH_VAULT_SLOTS, AUTH_PASSWORD_MAX, err);
+	if (svc->vault == NULL)
+		goto fail;
 	randombytes_buf(svc->decoy_key, sizeof(svc->decoy_key));
 	/* A secret no one knows the password of, made with the same cost as
 	 * every new one, for unknown users to be checked against. */
@@ -798,6 +807,8 @@ void auth_service_free(struct auth_service *svc)
 		worker_pool_free(svc->hash_workers);
 	auth_throttle_free(svc->throttle);
 	auth_cache_free(svc->cache);
+	/* Orphaned tickets still on a worker give their slots back later. */
+	auth_vault_close(svc->vault);
 	sodium_memzero(svc, sizeof(*svc));
 	free(svc);
 }
@@ -848,7 +859,11 @@ uint64_t auth_check_password(struct auth_service *svc, const struct auth_request
 		conclude(svc, t);
 		return id;
 	}
-	t->password = sodium_malloc(password_len);
+	t->password = auth_vault_take(svc->vault);
+	if (t->password != NULL)
+		t->vault = svc->vault;
+	else
+		t->password = sodium_malloc(password_len);
 	if (t->password == NULL) {
 		ticket_free(svc, t);
 		return 0;

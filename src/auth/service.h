@@ -21,8 +21,9 @@
  * and delays neither the shared workers' other jobs (Maildir reads, spool
  * commits) nor a cached login, which costs a look-up and no hash.
  *
- * Never logs a password; the copy it takes lives in memory from
- * sodium_malloc (locked, guarded) and is wiped as soon as it is checked.
+ * Never logs a password; the copy it takes lives in locked, guarded memory
+ * (a slot of auth/vault.h, or sodium_malloc when every slot is taken) and is
+ * wiped as soon as it is checked.
  */
 #ifndef POSTGATE_AUTH_SERVICE_H
 #define POSTGATE_AUTH_SERVICE_H

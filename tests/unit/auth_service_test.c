@@ -32,6 +32,7 @@
 #include "auth/secret.h"
 #include "auth/service.h"
 #include "auth/throttle.h"
+#include "auth/vault.h"
 #include "core/log.h"
 #include "core/span.h"
 #include "core/worker.h"
@@ -615,6 +616,49 @@ static void test_hashes_on_their_own_threads(void **state)
 	assert_int_equal(stats(f).hash_runs, 3);
 }
 
+struct many {
+	struct outcome o[AUTH_VAULT_SLOTS + 6];
+};
+
+static bool are_all_answered(struct fixture *f, void *arg)
+{
+	struct many *m = arg;
+
+	(void) f;
+	for (size_t i = 0; i < ARRAY_LEN(m->o); i++)
+		if (m->o[i].calls == 0)
+			return false;
+	return true;
+}
+
+/* More checks in flight than the password vault has slots: the rest get
+ * sodium_malloc, and every one is answered. */
+static void test_more_checks_in_flight_than_vault_slots(void **state)
+{
+	struct fixture *f = *state;
+	struct auth_request req = request("198.51.100.80", "PLAIN", "alice@example.test");
+	static struct many m;
+	struct outcome o;
+
+	o = login(f, "198.51.100.80", "alice@example.test", PW_ALICE);
+	assert_int_equal(o.result, AUTH_OK);
+	memset(&m, 0, sizeof(m));
+	for (size_t i = 0; i < ARRAY_LEN(m.o); i++)
+		assert_true(auth_check_password(f->svc, &req, PW_ALICE, strlen(PW_ALICE), on_done,
+						&m.o[i]) != 0);
+	assert_int_equal(stats(f).in_flight, ARRAY_LEN(m.o));
+	assert_true(run_until(f, are_all_answered, &m, WAIT_MS));
+	for (size_t i = 0; i < ARRAY_LEN(m.o); i++) {
+		assert_int_equal(m.o[i].calls, 1);
+		assert_int_equal(m.o[i].result, AUTH_OK);
+	}
+	assert_int_equal(stats(f).cache_hits, ARRAY_LEN(m.o));
+	assert_int_equal(stats(f).hash_runs, 1);
+	/* And again, with every slot back. */
+	o = login(f, "198.51.100.80", "alice@example.test", PW_ALICE);
+	assert_int_equal(o.result, AUTH_OK);
+}
+
 static void test_passwd_elsewhere_invalidates(void **state)
 {
 	struct fixture *f = *state;
@@ -1168,6 +1212,8 @@ int main(void)
 						fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_hashes_on_their_own_threads,
 						fixture_setup_hash_pool, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_more_checks_in_flight_than_vault_slots,
+						fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_passwd_elsewhere_invalidates, fixture_setup,
 						fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_disable_elsewhere_invalidates, fixture_setup,
