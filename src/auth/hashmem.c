@@ -22,6 +22,12 @@
 #define HASHMEM_SANITIZED 1
 #endif
 
+/* The raw system call below takes mmap's six arguments as they are only
+ * where the kernel's mmap is the 64-bit one (not 32-bit x86's old_mmap). */
+#if !defined(__x86_64__) && !defined(__aarch64__)
+#define HASHMEM_SANITIZED 1
+#endif
+
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
 #endif

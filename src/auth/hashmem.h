@@ -19,8 +19,9 @@
  * caller asked for MAP_POPULATE. The caller gets the same zeroed, writable,
  * private memory either way; a failed advice changes nothing but speed.
  *
- * Not in sanitizer builds, whose runtimes intercept mmap themselves: there
- * the functions below do nothing and auth_hashmem_is_active() is false.
+ * Not in sanitizer builds, whose runtimes intercept mmap themselves, nor
+ * outside x86-64 and arm64: there the functions below do nothing and
+ * auth_hashmem_is_active() is false.
  */
 #ifndef POSTGATE_AUTH_HASHMEM_H
 #define POSTGATE_AUTH_HASHMEM_H
