@@ -68,6 +68,7 @@ enum ticket_state {
 	TICKET_WORKING,		/* a worker job has it */
 	TICKET_DELIVERING,	/* its timer will call the callback */
 	TICKET_AWAITING_REPORT, /* a secret was handed out; auth_report comes next */
+	TICKET_WAITING,		/* the same user and password are being hashed: waits */
 };
 
 /* What the hash job of a password check runs (after the look-up job). */
@@ -87,6 +88,11 @@ struct auth_ticket {
 	enum ticket_state state;
 	bool is_cancelled;
 	bool is_reported; /* TICKET_SECRET: the next delivery is auth_report's */
+	/* A password check that found no cache entry leads: later checks of
+	 * the same (user, password) wait for its verdict instead of hashing
+	 * too (svc->leaders, svc->waiting). */
+	bool is_leader;
+	struct auth_ticket *leader_next, *wait_next;
 
 	/* The request, copied. */
 	char *client_ip, *listener, *mechanism, *session_id, *username;
@@ -146,6 +152,8 @@ struct auth_service {
 	char dummy_secret[AUTH_SECRET_MAX];
 
 	uint64_t last_id;
+	struct auth_ticket *leaders; /* uncached password checks in flight */
+	struct auth_ticket *waiting; /* checks waiting for a leader of their key */
 	struct auth_ticket *tickets[TICKET_BUCKETS];
 	size_t ticket_count;
 	struct auth_service_stats stats;
@@ -336,6 +344,94 @@ static void arm(struct auth_ticket *t, uint32_t delay_ms)
 		event_active(t->timer, EV_TIMEOUT, 1); /* late is better than never */
 }
 
+/* ---- one hash for concurrent checks of the same password ---- */
+
+static bool has_leader(const struct auth_service *svc, const unsigned char *key)
+{
+	for (const struct auth_ticket *l = svc->leaders; l != NULL; l = l->leader_next)
+		if (sodium_memcmp(l->cache_key, key, AUTH_CACHE_KEY_LEN) == 0)
+			return true;
+	return false;
+}
+
+static void leader_remove(struct auth_service *svc, struct auth_ticket *t)
+{
+	struct auth_ticket **link = &svc->leaders;
+
+	while (*link != NULL && *link != t)
+		link = &(*link)->leader_next;
+	if (*link == t)
+		*link = t->leader_next;
+	t->leader_next = NULL;
+	t->is_leader = false;
+}
+
+static void waiting_remove(struct auth_service *svc, struct auth_ticket *t)
+{
+	struct auth_ticket **link = &svc->waiting;
+
+	while (*link != NULL && *link != t)
+		link = &(*link)->wait_next;
+	if (*link == t)
+		*link = t->wait_next;
+	t->wait_next = NULL;
+}
+
+static void submit(struct auth_service *svc, struct auth_ticket *t, worker_job_fn *job,
+		   worker_done_fn *done);
+static void lookup_job(void *arg);
+static void on_lookup_done(void *arg);
+
+/*
+ * A password check with its copy of the password: answered from the cache
+ * (a look-up, no hash), or made to wait while a check of the same user and
+ * password is being hashed (Outlook opening several connections at once
+ * costs one hash, not one each), or the leader that hashes.
+ */
+static void password_check_start(struct auth_service *svc, struct auth_ticket *t)
+{
+	t->has_cached_stamp =
+		auth_cache_lookup(svc->cache, t->cache_key, now_ms(svc), &t->cached_stamp);
+	if (!t->has_cached_stamp && has_leader(svc, t->cache_key)) {
+		t->state = TICKET_WAITING;
+		t->wait_next = svc->waiting;
+		svc->waiting = t;
+		return;
+	}
+	if (!t->has_cached_stamp) {
+		t->is_leader = true;
+		t->leader_next = svc->leaders;
+		svc->leaders = t;
+	}
+	submit(svc, t, lookup_job, on_lookup_done);
+}
+
+/* The leader of key has its verdict (and, if right, its cache entry): the
+ * checks that waited for it start again, most find the entry. */
+static void waiting_wake(struct auth_service *svc, const unsigned char *key)
+{
+	struct auth_ticket *woken = NULL, **link = &svc->waiting;
+
+	while (*link != NULL) {
+		struct auth_ticket *t = *link;
+
+		if (sodium_memcmp(t->cache_key, key, AUTH_CACHE_KEY_LEN) != 0) {
+			link = &t->wait_next;
+			continue;
+		}
+		*link = t->wait_next;
+		t->wait_next = woken;
+		woken = t;
+	}
+	while (woken != NULL) {
+		struct auth_ticket *t = woken;
+
+		woken = t->wait_next;
+		t->wait_next = NULL;
+		password_check_start(svc, t);
+	}
+}
+
 /*
  * The verdict is known (t->result, t->reason): feed the throttle, keep the
  * cache in step, count, log, and deliver after the failure delay. A
@@ -383,6 +479,14 @@ static void conclude(struct auth_service *svc, struct auth_ticket *t)
 		     : t->result == AUTH_THROTTLED ? METRICS_AUTH_THROTTLED
 						   : METRICS_AUTH_TEMPFAIL);
 	log_result(t, delay_ms);
+	if (t->is_leader) {
+		unsigned char key[AUTH_CACHE_KEY_LEN];
+
+		leader_remove(svc, t);
+		memcpy(key, t->cache_key, sizeof(key));
+		waiting_wake(svc, key);
+		sodium_memzero(key, sizeof(key));
+	}
 	password_wipe(t);
 	sodium_memzero(t->cache_key, sizeof(t->cache_key));
 	if (t->is_cancelled) {
@@ -870,10 +974,8 @@ uint64_t auth_check_password(struct auth_service *svc, const struct auth_request
 	}
 	memcpy(t->password, password, password_len);
 	t->password_len = password_len;
-	t->has_cached_stamp =
-		auth_cache_lookup(svc->cache, t->cache_key, now_ms(svc), &t->cached_stamp);
 	memcpy(t->dummy_secret, svc->dummy_secret, sizeof(t->dummy_secret));
-	submit(svc, t, lookup_job, on_lookup_done);
+	password_check_start(svc, t);
 	return id;
 }
 
@@ -946,6 +1048,8 @@ void auth_cancel(struct auth_service *svc, uint64_t ticket)
 		t->is_cancelled = true;
 		return;
 	}
+	if (t->state == TICKET_WAITING)
+		waiting_remove(svc, t);
 	ticket_free(svc, t);
 }
 

@@ -616,6 +616,89 @@ static void test_hashes_on_their_own_threads(void **state)
 	assert_int_equal(stats(f).hash_runs, 3);
 }
 
+static bool is_one_hash_queued(struct fixture *f, void *arg)
+{
+	(void) arg;
+	return worker_pool_pending(f->hash_pool) == 1;
+}
+
+static bool are_three_answered(struct fixture *f, void *arg)
+{
+	struct outcome *o = arg;
+
+	(void) f;
+	return o[0].calls > 0 && o[1].calls > 0 && o[2].calls > 0;
+}
+
+/*
+ * Three connections log in with the same password at once (Outlook opening
+ * several): one hash, the other two wait for it and are answered from the
+ * cache. A wrong password at the same moment is not held up by them and is
+ * hashed on its own. With the hash thread held, only two hashes are queued:
+ * the right password's leader and the wrong one.
+ */
+static void test_concurrent_same_password_one_hash(void **state)
+{
+	struct fixture *f = *state;
+	struct auth_request req = request("198.51.100.90", "PLAIN", "frank@example.test");
+	struct outcome o[3], wrong;
+
+	memset(o, 0, sizeof(o));
+	memset(&wrong, 0, sizeof(wrong));
+	assert_int_equal(worker_pool_submit(f->hash_pool, gate_job, NULL, &f->hash_gate), 0);
+	assert_true(run_until(f, is_gate_holding, NULL, WAIT_MS));
+	assert_true(auth_check_password(f->svc, &req, PW_ALICE, strlen(PW_ALICE), on_done, &o[0]) !=
+		    0);
+	assert_true(run_until(f, is_one_hash_queued, NULL, WAIT_MS));
+	for (int i = 1; i < 3; i++)
+		assert_true(auth_check_password(f->svc, &req, PW_ALICE, strlen(PW_ALICE), on_done,
+						&o[i]) != 0);
+	assert_true(auth_check_password(f->svc, &req, PW_OTHER, strlen(PW_OTHER), on_done,
+					&wrong) != 0);
+	assert_true(run_until(f, are_two_hashes_queued, NULL, WAIT_MS));
+	gate_open(&f->hash_gate);
+	assert_true(run_until(f, are_three_answered, o, WAIT_MS));
+	assert_true(run_until(f, is_answered, &wrong, WAIT_MS));
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(o[i].result, AUTH_OK);
+		assert_string_equal(o[i].user, "frank@example.test");
+	}
+	assert_int_equal(wrong.result, AUTH_FAILED);
+	assert_int_equal(stats(f).hash_runs, 2);
+	assert_int_equal(stats(f).cache_hits, 2);
+	assert_int_equal(worker_pool_pending(f->hash_pool), 0);
+}
+
+/* A waiting check whose session goes away is dropped at once; the others
+ * are answered. */
+static void test_cancel_while_waiting(void **state)
+{
+	struct fixture *f = *state;
+	struct auth_request req = request("198.51.100.91", "PLAIN", "frank@example.test");
+	struct outcome o[3];
+	uint64_t ticket;
+
+	memset(o, 0, sizeof(o));
+	assert_int_equal(worker_pool_submit(f->hash_pool, gate_job, NULL, &f->hash_gate), 0);
+	assert_true(run_until(f, is_gate_holding, NULL, WAIT_MS));
+	assert_true(auth_check_password(f->svc, &req, PW_ALICE, strlen(PW_ALICE), on_done, &o[0]) !=
+		    0);
+	assert_true(run_until(f, is_one_hash_queued, NULL, WAIT_MS));
+	ticket = auth_check_password(f->svc, &req, PW_ALICE, strlen(PW_ALICE), on_done, &o[1]);
+	assert_true(auth_check_password(f->svc, &req, PW_ALICE, strlen(PW_ALICE), on_done, &o[2]) !=
+		    0);
+	auth_cancel(f->svc, ticket);
+	assert_int_equal(stats(f).in_flight, 2);
+	gate_open(&f->hash_gate);
+	assert_true(run_until(f, is_answered, &o[2], WAIT_MS));
+	assert_true(run_until(f, is_answered, &o[0], WAIT_MS));
+	assert_int_equal(o[1].calls, 0);
+	assert_int_equal(o[0].result, AUTH_OK);
+	assert_int_equal(o[2].result, AUTH_OK);
+	assert_int_equal(stats(f).hash_runs, 1);
+	assert_int_equal(stats(f).in_flight, 0);
+}
+
 struct many {
 	struct outcome o[AUTH_VAULT_SLOTS + 6];
 };
@@ -1212,6 +1295,10 @@ int main(void)
 						fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_hashes_on_their_own_threads,
 						fixture_setup_hash_pool, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_same_password_one_hash,
+						fixture_setup_hash_pool, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_cancel_while_waiting, fixture_setup_hash_pool,
+						fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_more_checks_in_flight_than_vault_slots,
 						fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_passwd_elsewhere_invalidates, fixture_setup,
