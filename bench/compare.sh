@@ -7,7 +7,7 @@
 # server in turn (A B A B ...) for ROUNDS rounds and prints one table of
 # medians. Everything it started is stopped on exit.
 #
-#   bench/compare.sh [--build DIR] [--rounds N] [--quick] [--keep] [--only a,b,c,d,e]
+#   bench/compare.sh [--build DIR] [--rounds N] [--quick] [--keep] [--only a,b,c,d,e,f]
 #
 # Not part of `make check`. Needs root (it installs packages, creates system
 # users, starts servers that drop privileges). See docs/performance.md.
@@ -19,7 +19,7 @@ build=build
 rounds=3
 quick=0
 keep=0
-only="a,b,c,d,e"
+only="a,b,c,d,e,f"
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--build) build=$2; shift 2 ;;
@@ -36,6 +36,11 @@ case "$build" in /*) ;; *) build="$src/$build" ;; esac
 # Workload sizes. --quick divides the message counts by 4 and the idle
 # sessions by 2 (the table says so).
 count_a=4000 count_b=600 count_c=3000 idle_n=10000 pop_per_user=100 pop_users=10
+# (f): login_users distinct users log in at once, new ones each round (no
+# cache can help); cached_users clients log in again and again with the
+# password they used before, cached_sessions_pg (postgate) or
+# cached_sessions_peer (Dovecot, which hashes each time) sessions each.
+login_users=20 cached_users=10 cached_sessions_pg=100 cached_sessions_peer=3
 tls_version=${TLS_VERSION:-1.3}
 password="bench-password-1"
 if [ "$quick" = 1 ]; then
@@ -130,6 +135,12 @@ dc_pop3=$(free_port) dc_pop3s=$(free_port) dc_lmtp=$(free_port) dc_auth=$(free_p
 
 users="alice bob"
 for i in $(seq 1 $pop_users); do users="$users pop$i"; done
+if want f; then
+	for r in $(seq 1 "$rounds"); do
+		for i in $(seq 1 $login_users); do users="$users l${r}u$i"; done
+	done
+	for i in $(seq 1 $cached_users); do users="$users c$i"; done
+fi
 
 # --- postgate ----------------------------------------------------------------
 say "postgate instance in $work/postgate"
@@ -373,6 +384,30 @@ run_pop3() { # SERVER PORT
 	record e-messages "$1" "$(echo "$out" | field messages)"
 }
 
+# (f) over implicit TLS (pop3s) on both servers: USER/PASS with the same
+# {ARGON2ID} secrets, an empty maildrop (LIST, QUIT). The rate is sessions/s.
+run_logins() { # SERVER PORT ROUND
+	local out sessions=$cached_sessions_pg
+	out=$("$pop3load" -c "$login_users" -u "l${3}u%d@example.test" -p "$password" --tls implicit \
+		--tls-version "$tls_version" 127.0.0.1 "$2" || true)
+	echo "$out" >>"$work/log-f-uncached-$1"
+	record f-uncached "$1" "$(echo "$out" | field sessions_per_s)"
+	[ "$(echo "$out" | field errors)" = 0 ] || record f-uncached-errors "$1" "$(echo "$out" | field errors)"
+	[ "$1" = postgate ] || sessions=$cached_sessions_peer
+	out=$("$pop3load" -c "$cached_users" --sessions "$sessions" -u 'c%d@example.test' -p "$password" \
+		--tls implicit --tls-version "$tls_version" 127.0.0.1 "$2" || true)
+	echo "$out" >>"$work/log-f-cached-$1"
+	record f-cached "$1" "$(echo "$out" | field sessions_per_s)"
+	[ "$(echo "$out" | field errors)" = 0 ] || record f-cached-errors "$1" "$(echo "$out" | field errors)"
+}
+if want f; then
+	say "(f): one login per cached user on each server, so that the rounds find them cached"
+	for port in "$pg_pop3s" "$dc_pop3s"; do
+		"$pop3load" -c "$cached_users" -u 'c%d@example.test' -p "$password" --tls implicit \
+			--tls-version "$tls_version" 127.0.0.1 "$port" >/dev/null || true
+	done
+fi
+
 # Does postgate's pop3 listener serve POP3 yet? (Before the POP3 engine it answers "unavailable".)
 pop3_greeting=$(/usr/bin/python3 -c '
 import socket, sys
@@ -425,6 +460,10 @@ for round in $(seq 1 "$rounds"); do
 		[ "$pg_pop3_served" = 1 ] && run_pop3 postgate "$pg_pop3"
 		run_pop3 dovecot "$dc_pop3"
 	fi
+	if want f; then
+		run_logins postgate "$pg_pop3s" "$round"
+		run_logins dovecot "$dc_pop3s" "$round"
+	fi
 done
 
 # --- the table -----------------------------------------------------------------
@@ -468,6 +507,11 @@ if want e; then
 		row "(e) POP3 STLS download $((pop_users * pop_per_user)) x 4 KiB, $pop_users clients (s)" "" "-" "$(median e dovecot)" 0
 		echo "    (e) skipped for postgate: its pop3 listener answered \"$pop3_greeting\""
 	fi
+fi
+if want f; then
+	row "(f) POP3S logins, uncached argon2id, $login_users users at once (logins/s)" "" "$(median f-uncached postgate)" "$(median f-uncached dovecot)" 1
+	row "(f) POP3S logins, cached re-login, $cached_users clients (logins/s)" "" "$(median f-cached postgate)" "$(median f-cached dovecot)" 1
+	echo "    postgate since start: $("$build/postgate" -c "$pg_conf" status 2>/dev/null | grep -E '^auth (ok|cache hits|hash runs):' | tr -s ' ' | paste -sd ',' -)"
 fi
 if grep -q -- "-errors " "$results"; then
 	echo "errors (workload server count):"

@@ -60,6 +60,8 @@ struct client {
 	uint64_t sessions_done;
 	uint32_t *listed; /* message numbers from LIST */
 	size_t listed_count, listed_cap, next;
+	double logged_in_at; /* bench_now() at the +OK to PASS */
+	double logged_in_s;  /* summed over this client's sessions, PASS +OK to QUIT +OK */
 };
 
 static struct options opt;
@@ -251,6 +253,7 @@ static void on_read(struct bufferevent *bev, void *arg)
 			send_line(c, ST_PASS, "PASS", opt.password);
 			break;
 		case ST_PASS:
+			c->logged_in_at = bench_now();
 			c->listed_count = 0;
 			send_line(c, ST_LIST, "LIST", NULL);
 			break;
@@ -265,6 +268,7 @@ static void on_read(struct bufferevent *bev, void *arg)
 			retr_next(c);
 			break;
 		case ST_QUIT:
+			c->logged_in_s += bench_now() - c->logged_in_at;
 			client_end(c, NULL);
 			return;
 		default:
@@ -417,7 +421,7 @@ static void options_parse(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	struct client *clients;
-	double start, elapsed, cpu_start, cpu;
+	double start, elapsed, cpu_start, cpu, logged_in_max = 0;
 
 	options_parse(argc, argv);
 	signal(SIGPIPE, SIG_IGN);
@@ -436,6 +440,9 @@ int main(int argc, char **argv)
 	event_base_dispatch(base);
 	elapsed = bench_now() - start;
 	cpu = bench_cpu_seconds() - cpu_start;
+	for (size_t i = 0; i < opt.clients; i++)
+		if (clients[i].logged_in_s > logged_in_max)
+			logged_in_max = clients[i].logged_in_s;
 
 	printf("pop3load: %llu clients x %llu sessions, %llu sessions ok, %llu messages, %llu "
 	       "bytes in %.3f s\n",
@@ -445,13 +452,17 @@ int main(int argc, char **argv)
 	printf("rate: %.1f msgs/s, %.2f MiB/s; pop3load itself: %.0f%% of one core\n",
 	       (double) messages / elapsed, (double) bytes / elapsed / 1048576.0,
 	       100 * cpu / elapsed);
+	printf("sessions: %.1f/s; longest time one client spent logged in (PASS to QUIT): %.3f s\n",
+	       (double) sessions_ok / elapsed, logged_in_max);
 	printf("errors: %llu\n", (unsigned long long) errors.total);
 	bench_errors_print(&errors);
 	printf("RESULT sessions_ok=%llu messages=%llu bytes=%llu seconds=%.3f msgs_per_s=%.1f "
-	       "bytes_per_s=%.0f errors=%llu client_cpu_pct=%.0f\n",
+	       "bytes_per_s=%.0f sessions_per_s=%.1f logged_in_s=%.3f errors=%llu "
+	       "client_cpu_pct=%.0f\n",
 	       (unsigned long long) sessions_ok, (unsigned long long) messages,
 	       (unsigned long long) bytes, elapsed, (double) messages / elapsed,
-	       (double) bytes / elapsed, (unsigned long long) errors.total, 100 * cpu / elapsed);
+	       (double) bytes / elapsed, (double) sessions_ok / elapsed, logged_in_max,
+	       (unsigned long long) errors.total, 100 * cpu / elapsed);
 	for (size_t i = 0; i < opt.clients; i++) {
 		client_close(&clients[i]);
 		free(clients[i].listed);

@@ -246,6 +246,16 @@ void auth_cache_remove(struct auth_cache *cache, const unsigned char key[AUTH_CA
 		drop(cache, i);
 }
 
+size_t auth_cache_clear(struct auth_cache *cache)
+{
+	size_t count = cache->count;
+
+	while (cache->lru_head != NONE)
+		drop(cache, cache->lru_head);
+	randombytes_buf(cache->hash_key, sizeof(cache->hash_key));
+	return count;
+}
+
 size_t auth_cache_count(const struct auth_cache *cache)
 {
 	return cache->count;

@@ -70,6 +70,10 @@ void auth_cache_insert(struct auth_cache *cache, const unsigned char key[AUTH_CA
 /* Drops key's entry if there is one. */
 void auth_cache_remove(struct auth_cache *cache, const unsigned char key[AUTH_CACHE_KEY_LEN]);
 
+/* Drops (and wipes) every entry and draws a new key, so that no key made
+ * before matches an entry made after. Returns how many entries there were. */
+size_t auth_cache_clear(struct auth_cache *cache);
+
 size_t auth_cache_count(const struct auth_cache *cache);
 uint64_t auth_cache_evictions(const struct auth_cache *cache); /* entries pushed out by capacity */
 

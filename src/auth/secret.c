@@ -11,6 +11,7 @@
  * passwords it changes nothing. docs/decisions/0003-password-secrets.md.
  */
 #include "auth/secret.h"
+#include "auth/hashmem.h"
 
 #include <ctype.h>
 #include <openssl/evp.h>
@@ -59,7 +60,7 @@ int auth_secret_make_argon2id(const char *password, size_t password_len, char *o
 			      struct error *err)
 {
 	char hash[crypto_pwhash_STRBYTES];
-	int n;
+	int n, rc;
 
 	if (out_cap > 0)
 		out[0] = '\0';
@@ -68,9 +69,12 @@ int auth_secret_make_argon2id(const char *password, size_t password_len, char *o
 	/* crypto_pwhash_str with the algorithm named rather than left to
 	 * libsodium's default. The interactive limits (2 passes, 64 MiB) keep
 	 * a login near 0.1 s on our two cores while staying memory-hard. */
-	if (crypto_pwhash_str_alg(hash, password, password_len, crypto_pwhash_OPSLIMIT_INTERACTIVE,
-				  crypto_pwhash_MEMLIMIT_INTERACTIVE,
-				  crypto_pwhash_ALG_ARGON2ID13) != 0)
+	auth_hashmem_begin();
+	rc = crypto_pwhash_str_alg(hash, password, password_len, crypto_pwhash_OPSLIMIT_INTERACTIVE,
+				   crypto_pwhash_MEMLIMIT_INTERACTIVE,
+				   crypto_pwhash_ALG_ARGON2ID13);
+	auth_hashmem_end();
+	if (rc != 0)
 		return error_set(err, ERROR_TEMPORARY, "argon2id hashing failed: out of memory");
 	n = snprintf(out, out_cap, "%s%s", ARGON2ID_PREFIX, hash);
 	sodium_memzero(hash, sizeof(hash));
@@ -121,6 +125,7 @@ static bool argon2id_body_is_sane(const char *body)
 bool auth_secret_verify_argon2id(const char *secret, const char *password, size_t password_len)
 {
 	const char *body;
+	int rc;
 
 	if (secret == NULL || password == NULL || password_len > AUTH_PASSWORD_MAX)
 		return false;
@@ -130,8 +135,12 @@ bool auth_secret_verify_argon2id(const char *secret, const char *password, size_
 	body = secret + strlen(ARGON2ID_PREFIX);
 	if (strlen(body) >= crypto_pwhash_STRBYTES || !argon2id_body_is_sane(body))
 		return false;
-	/* Recomputes the hash and compares in constant time. */
-	return crypto_pwhash_argon2id_str_verify(body, password, password_len) == 0;
+	/* Recomputes the hash (its 64 MiB on huge pages: auth/hashmem.h) and
+	 * compares in constant time. */
+	auth_hashmem_begin();
+	rc = crypto_pwhash_argon2id_str_verify(body, password, password_len);
+	auth_hashmem_end();
+	return rc == 0;
 }
 
 int auth_secret_derive_scram(const char *password, size_t password_len, const unsigned char *salt,

@@ -20,11 +20,13 @@
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "auth/cache.h"
 #include "auth/rate.h"
 #include "auth/secret.h"
 #include "auth/throttle.h"
+#include "auth/vault.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/span.h"
@@ -67,6 +69,15 @@ enum ticket_state {
 	TICKET_WORKING,		/* a worker job has it */
 	TICKET_DELIVERING,	/* its timer will call the callback */
 	TICKET_AWAITING_REPORT, /* a secret was handed out; auth_report comes next */
+	TICKET_WAITING,		/* the same user and password are being hashed: waits */
+};
+
+/* What the hash job of a password check runs (after the look-up job). */
+enum hash_kind {
+	HASH_NONE,     /* a cache hit or a store failure: no hash */
+	HASH_ARGON2ID, /* the user's argon2id secret */
+	HASH_SCRAM,    /* only a SCRAM secret: PBKDF2 (auth/secret.h) */
+	HASH_DUMMY,    /* unknown user, or no secret: the same work on the dummy secret */
 };
 
 struct auth_ticket {
@@ -78,6 +89,11 @@ struct auth_ticket {
 	enum ticket_state state;
 	bool is_cancelled;
 	bool is_reported; /* TICKET_SECRET: the next delivery is auth_report's */
+	/* A password check that found no cache entry leads: later checks of
+	 * the same (user, password) wait for its verdict instead of hashing
+	 * too (svc->leaders, svc->waiting). */
+	bool is_leader;
+	struct auth_ticket *leader_next, *wait_next;
 
 	/* The request, copied. */
 	char *client_ip, *listener, *mechanism, *session_id, *username;
@@ -88,13 +104,20 @@ struct auth_ticket {
 	/* Read by the worker job. */
 	struct store *store;
 	pthread_mutex_t *store_lock;
-	char *password; /* sodium_malloc: locked, guarded, wiped by sodium_free */
+	char *password;		  /* a slot of vault, or sodium_malloc when it is full */
+	struct auth_vault *vault; /* the password's vault; NULL: sodium_malloc */
 	size_t password_len;
 	char dummy_secret[AUTH_SECRET_MAX];
 	unsigned char cache_key[AUTH_CACHE_KEY_LEN];
 	bool has_cache_key;
 	bool has_cached_stamp;
 	struct auth_cache_stamp cached_stamp;
+
+	/* Written by the look-up job for the hash job: what to verify the
+	 * password against (t->secret holds the stored secret, or nothing
+	 * for HASH_DUMMY), and what the user's row said. */
+	enum hash_kind hash_kind;
+	bool is_user_enabled;
 
 	/* Written by the worker job (or the loop when no job runs). */
 	enum auth_result result;
@@ -116,18 +139,23 @@ struct auth_ticket {
 struct auth_service {
 	struct event_base *base;
 	struct worker_pool *workers;
+	struct worker_pool *hash_workers; /* password hashing only */
+	bool is_hash_pool_ours;
 	struct store *store;
 	pthread_mutex_t *store_lock;
 	auth_clock_fn *clock;
 	void *clock_ctx;
 
 	struct auth_throttle *throttle;
+	struct auth_vault *vault; /* passwords of the checks in flight */
 	struct auth_cache *cache;
 	struct auth_rates *rates; /* the login history; NULL: none */
 	unsigned char decoy_key[crypto_generichash_KEYBYTES];
 	char dummy_secret[AUTH_SECRET_MAX];
 
 	uint64_t last_id;
+	struct auth_ticket *leaders; /* uncached password checks in flight */
+	struct auth_ticket *waiting; /* checks waiting for a leader of their key */
 	struct auth_ticket *tickets[TICKET_BUCKETS];
 	size_t ticket_count;
 	struct auth_service_stats stats;
@@ -200,9 +228,12 @@ static struct auth_ticket *ticket_find(struct auth_service *svc, uint64_t id)
 
 static void password_wipe(struct auth_ticket *t)
 {
-	if (t->password != NULL)
+	if (t->password != NULL && t->vault != NULL)
+		auth_vault_give(t->vault, t->password); /* wipes the slot */
+	else if (t->password != NULL)
 		sodium_free(t->password); /* wipes before it unmaps */
 	t->password = NULL;
+	t->vault = NULL;
 	t->password_len = 0;
 }
 
@@ -332,6 +363,94 @@ static void arm(struct auth_ticket *t, uint32_t delay_ms)
 		event_active(t->timer, EV_TIMEOUT, 1); /* late is better than never */
 }
 
+/* ---- one hash for concurrent checks of the same password ---- */
+
+static bool has_leader(const struct auth_service *svc, const unsigned char *key)
+{
+	for (const struct auth_ticket *l = svc->leaders; l != NULL; l = l->leader_next)
+		if (sodium_memcmp(l->cache_key, key, AUTH_CACHE_KEY_LEN) == 0)
+			return true;
+	return false;
+}
+
+static void leader_remove(struct auth_service *svc, struct auth_ticket *t)
+{
+	struct auth_ticket **link = &svc->leaders;
+
+	while (*link != NULL && *link != t)
+		link = &(*link)->leader_next;
+	if (*link == t)
+		*link = t->leader_next;
+	t->leader_next = NULL;
+	t->is_leader = false;
+}
+
+static void waiting_remove(struct auth_service *svc, struct auth_ticket *t)
+{
+	struct auth_ticket **link = &svc->waiting;
+
+	while (*link != NULL && *link != t)
+		link = &(*link)->wait_next;
+	if (*link == t)
+		*link = t->wait_next;
+	t->wait_next = NULL;
+}
+
+static void submit(struct auth_service *svc, struct auth_ticket *t, worker_job_fn *job,
+		   worker_done_fn *done);
+static void lookup_job(void *arg);
+static void on_lookup_done(void *arg);
+
+/*
+ * A password check with its copy of the password: answered from the cache
+ * (a look-up, no hash), or made to wait while a check of the same user and
+ * password is being hashed (Outlook opening several connections at once
+ * costs one hash, not one each), or the leader that hashes.
+ */
+static void password_check_start(struct auth_service *svc, struct auth_ticket *t)
+{
+	t->has_cached_stamp =
+		auth_cache_lookup(svc->cache, t->cache_key, now_ms(svc), &t->cached_stamp);
+	if (!t->has_cached_stamp && has_leader(svc, t->cache_key)) {
+		t->state = TICKET_WAITING;
+		t->wait_next = svc->waiting;
+		svc->waiting = t;
+		return;
+	}
+	if (!t->has_cached_stamp) {
+		t->is_leader = true;
+		t->leader_next = svc->leaders;
+		svc->leaders = t;
+	}
+	submit(svc, t, lookup_job, on_lookup_done);
+}
+
+/* The leader of key has its verdict (and, if right, its cache entry): the
+ * checks that waited for it start again, most find the entry. */
+static void waiting_wake(struct auth_service *svc, const unsigned char *key)
+{
+	struct auth_ticket *woken = NULL, **link = &svc->waiting;
+
+	while (*link != NULL) {
+		struct auth_ticket *t = *link;
+
+		if (sodium_memcmp(t->cache_key, key, AUTH_CACHE_KEY_LEN) != 0) {
+			link = &t->wait_next;
+			continue;
+		}
+		*link = t->wait_next;
+		t->wait_next = woken;
+		woken = t;
+	}
+	while (woken != NULL) {
+		struct auth_ticket *t = woken;
+
+		woken = t->wait_next;
+		t->wait_next = NULL;
+		password_check_start(svc, t);
+	}
+}
+
 /*
  * The verdict is known (t->result, t->reason): feed the throttle, keep the
  * cache in step, count, log, and deliver after the failure delay. A
@@ -382,6 +501,14 @@ static void conclude(struct auth_service *svc, struct auth_ticket *t)
 						   : METRICS_AUTH_TEMPFAIL);
 	note_login(svc, t);
 	log_result(t, delay_ms);
+	if (t->is_leader) {
+		unsigned char key[AUTH_CACHE_KEY_LEN];
+
+		leader_remove(svc, t);
+		memcpy(key, t->cache_key, sizeof(key));
+		waiting_wake(svc, key);
+		sodium_memzero(key, sizeof(key));
+	}
 	password_wipe(t);
 	sodium_memzero(t->cache_key, sizeof(t->cache_key));
 	if (t->is_cancelled) {
@@ -437,13 +564,19 @@ static void store_failed(struct auth_ticket *t, const struct error *err)
 	memcpy(t->error_message, err->message, sizeof(t->error_message));
 }
 
-static void password_job(void *arg)
+/*
+ * A password check's first job, on the shared workers: read the user and
+ * either answer from the cache (no hash) or say what the hash job must
+ * verify. Hashing is a second job on the service's own threads, so that a
+ * burst of logins never queues Maildir reads or spool commits behind
+ * 0.1-second hashes, and cached logins never wait behind uncached ones.
+ */
+static void lookup_job(void *arg)
 {
 	struct auth_ticket *t = arg;
 	struct store_user u;
 	struct auth_cache_stamp stamp;
 	struct error err;
-	bool is_match = false, has_secret = true;
 
 	error_clear(&err);
 	if (user_get(t, &u, &err) < 0) {
@@ -453,8 +586,7 @@ static void password_job(void *arg)
 		}
 		/* The same argon2id work as for a real user: the reply time
 		 * must not say whether the address exists. */
-		(void) auth_secret_verify_argon2id(t->dummy_secret, t->password, t->password_len);
-		t->hash_runs++;
+		t->hash_kind = HASH_DUMMY;
 		t->result = AUTH_FAILED;
 		t->reason = REASON_UNKNOWN_USER;
 		return;
@@ -469,21 +601,49 @@ static void password_job(void *arg)
 		return;
 	}
 	if (u.secret_argon2id[0] != '\0') {
-		is_match = auth_secret_verify_argon2id(u.secret_argon2id, t->password,
-						       t->password_len);
+		t->hash_kind = HASH_ARGON2ID;
+		memcpy(t->secret, u.secret_argon2id, sizeof(t->secret));
 	} else if (u.secret_scram[0] != '\0') {
 		/* A user imported with only a SCRAM secret can still log in
 		 * with PLAIN or LOGIN (auth/secret.h). */
-		is_match = auth_secret_verify_scram(u.secret_scram, t->password, t->password_len);
+		t->hash_kind = HASH_SCRAM;
+		memcpy(t->secret, u.secret_scram, sizeof(t->secret));
 	} else {
-		(void) auth_secret_verify_argon2id(t->dummy_secret, t->password, t->password_len);
-		has_secret = false;
+		t->hash_kind = HASH_DUMMY;
 	}
+	t->is_user_enabled = u.is_enabled;
+	t->verified_stamp = stamp;
+	memcpy(t->canonical, u.address, sizeof(t->canonical));
+	sodium_memzero(&u, sizeof(u));
+}
+
+/* The second job, on the hash threads: one argon2id (or PBKDF2) run, and
+ * the verdict. */
+static void hash_job(void *arg)
+{
+	struct auth_ticket *t = arg;
+	bool is_match = false;
+
+	switch (t->hash_kind) {
+	case HASH_ARGON2ID:
+		is_match = auth_secret_verify_argon2id(t->secret, t->password, t->password_len);
+		break;
+	case HASH_SCRAM:
+		is_match = auth_secret_verify_scram(t->secret, t->password, t->password_len);
+		break;
+	case HASH_DUMMY:
+	case HASH_NONE:
+		(void) auth_secret_verify_argon2id(t->dummy_secret, t->password, t->password_len);
+		break;
+	}
+	sodium_memzero(t->secret, sizeof(t->secret));
 	t->hash_runs++;
-	if (!u.is_enabled) {
+	if (t->reason == REASON_UNKNOWN_USER) /* decided by the look-up */
+		return;
+	if (!t->is_user_enabled) {
 		t->result = AUTH_FAILED;
 		t->reason = REASON_DISABLED;
-	} else if (!has_secret) {
+	} else if (t->hash_kind == HASH_DUMMY) {
 		t->result = AUTH_FAILED;
 		t->reason = REASON_NO_SECRET;
 	} else if (!is_match) {
@@ -491,10 +651,9 @@ static void password_job(void *arg)
 		t->reason = REASON_BAD_PASSWORD;
 	} else {
 		t->result = AUTH_OK;
-		t->verified_stamp = stamp;
-		memcpy(t->canonical, u.address, sizeof(t->canonical));
 	}
-	sodium_memzero(&u, sizeof(u));
+	if (t->result != AUTH_OK)
+		memset(t->canonical, 0, sizeof(t->canonical));
 }
 
 static void secret_job(void *arg)
@@ -554,7 +713,32 @@ static void secret_job(void *arg)
 
 /* ---- results back on the loop ---- */
 
-static void on_password_done(void *arg)
+static void on_hash_done(void *arg);
+
+static void on_lookup_done(void *arg)
+{
+	struct auth_ticket *t = arg;
+	struct auth_service *svc = t->svc;
+
+	if (svc == NULL) {
+		ticket_release(t); /* orphaned by auth_service_free */
+		return;
+	}
+	if (t->hash_kind != HASH_NONE) {
+		/* Even for a cancelled ticket: leaving does not skip the work
+		 * or the failure's record. */
+		if (worker_pool_submit(svc->hash_workers, hash_job, on_hash_done, t) == 0)
+			return;
+		sodium_memzero(t->secret, sizeof(t->secret));
+		t->result = AUTH_TEMPFAIL;
+		t->reason = REASON_STORE;
+		snprintf(t->error_message, sizeof(t->error_message),
+			 "the hash threads did not take the job");
+	}
+	on_hash_done(t);
+}
+
+static void on_hash_done(void *arg)
 {
 	struct auth_ticket *t = arg;
 	struct auth_service *svc = t->svc;
@@ -644,6 +828,19 @@ static void on_secret_done(void *arg)
 
 /* ---- public ---- */
 
+/* One hash at a time per core: argon2id is bound by memory bandwidth and
+ * 64 MiB a run, so more threads than cores only add memory. */
+static unsigned hash_thread_count(unsigned asked)
+{
+	long online = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (asked != 0)
+		return asked;
+	if (online < 1)
+		return 1;
+	return online > WORKER_THREADS_MAX ? WORKER_THREADS_MAX : (unsigned) online;
+}
+
 struct auth_service *auth_service_new(const struct auth_service_params *params, struct error *err)
 {
 	struct auth_service *svc;
@@ -670,6 +867,14 @@ struct auth_service *auth_service_new(const struct auth_service_params *params, 
 	svc->rates = params->rates;
 	svc->clock = params->clock != NULL ? params->clock : monotonic_ms;
 	svc->clock_ctx = params->clock_ctx;
+	svc->hash_workers = params->hash_workers;
+	if (svc->hash_workers == NULL) {
+		svc->hash_workers =
+			worker_pool_new(params->base, hash_thread_count(params->hash_threads), err);
+		if (svc->hash_workers == NULL)
+			goto fail;
+		svc->is_hash_pool_ours = true;
+	}
 
 	memset(&throttle_params, 0, sizeof(throttle_params));
 	randombytes_buf(throttle_params.key, sizeof(throttle_params.key));
@@ -681,6 +886,9 @@ struct auth_service *auth_service_new(const struct auth_service_params *params, 
 		params->cache_entries ? params->cache_entries : AUTH_CACHE_ENTRIES,
 		params->cache_ttl_ms ? params->cache_ttl_ms : AUTH_CACHE_TTL_MS, err);
 	if (svc->cache == NULL)
+		goto fail;
+	svc->vault = auth_vault_new(AUTH_VAULT_SLOTS, AUTH_PASSWORD_MAX, err);
+	if (svc->vault == NULL)
 		goto fail;
 	randombytes_buf(svc->decoy_key, sizeof(svc->decoy_key));
 	/* A secret no one knows the password of, made with the same cost as
@@ -720,8 +928,14 @@ void auth_service_free(struct auth_service *svc)
 			}
 		}
 	}
+	/* Runs the hashes still queued; their results find no service and
+	 * free their tickets. */
+	if (svc->is_hash_pool_ours)
+		worker_pool_free(svc->hash_workers);
 	auth_throttle_free(svc->throttle);
 	auth_cache_free(svc->cache);
+	/* Orphaned tickets still on a worker give their slots back later. */
+	auth_vault_close(svc->vault);
 	sodium_memzero(svc, sizeof(*svc));
 	free(svc);
 }
@@ -772,17 +986,19 @@ uint64_t auth_check_password(struct auth_service *svc, const struct auth_request
 		conclude(svc, t);
 		return id;
 	}
-	t->password = sodium_malloc(password_len);
+	t->password = auth_vault_take(svc->vault);
+	if (t->password != NULL)
+		t->vault = svc->vault;
+	else
+		t->password = sodium_malloc(password_len);
 	if (t->password == NULL) {
 		ticket_free(svc, t);
 		return 0;
 	}
 	memcpy(t->password, password, password_len);
 	t->password_len = password_len;
-	t->has_cached_stamp =
-		auth_cache_lookup(svc->cache, t->cache_key, now_ms(svc), &t->cached_stamp);
 	memcpy(t->dummy_secret, svc->dummy_secret, sizeof(t->dummy_secret));
-	submit(svc, t, password_job, on_password_done);
+	password_check_start(svc, t);
 	return id;
 }
 
@@ -855,6 +1071,8 @@ void auth_cancel(struct auth_service *svc, uint64_t ticket)
 		t->is_cancelled = true;
 		return;
 	}
+	if (t->state == TICKET_WAITING)
+		waiting_remove(svc, t);
 	ticket_free(svc, t);
 }
 
@@ -874,6 +1092,11 @@ void auth_service_stats_get(const struct auth_service *svc, struct auth_service_
 size_t auth_service_throttled_clients(struct auth_service *svc)
 {
 	return auth_throttle_throttled_clients(svc->throttle, now_ms(svc));
+}
+
+size_t auth_service_cache_clear(struct auth_service *svc)
+{
+	return auth_cache_clear(svc->cache);
 }
 
 struct cram_walk {

@@ -14,12 +14,16 @@
  * reasons in the log.
  *
  * Threads: every function here is called on the event-loop thread (the one
- * running params->base), and every callback runs there. Store look-ups and
- * password hashing run on params->workers, holding params->store_lock around
- * each store call.
+ * running params->base), and every callback runs there. Store look-ups run
+ * on params->workers, holding params->store_lock around each store call;
+ * password hashes (argon2id, PBKDF2) run on the service's own pool of
+ * params->hash_threads, so that a burst of uncached logins uses every core
+ * and delays neither the shared workers' other jobs (Maildir reads, spool
+ * commits) nor a cached login, which costs a look-up and no hash.
  *
- * Never logs a password; the copy it takes lives in memory from
- * sodium_malloc (locked, guarded) and is wiped as soon as it is checked.
+ * Never logs a password; the copy it takes lives in locked, guarded memory
+ * (a slot of auth/vault.h, or sodium_malloc when every slot is taken) and is
+ * wiped as soon as it is checked.
  */
 #ifndef POSTGATE_AUTH_SERVICE_H
 #define POSTGATE_AUTH_SERVICE_H
@@ -66,6 +70,12 @@ struct auth_service_params {
 	auth_clock_fn *clock; /* NULL: CLOCK_MONOTONIC */
 	void *clock_ctx;
 	size_t cache_entries; /* 0: AUTH_CACHE_ENTRIES */
+	/* Threads of the service's own pool that run password hashes (never
+	 * anything else), 1..WORKER_THREADS_MAX; 0: one per online CPU. */
+	unsigned hash_threads;
+	/* Or a pool of the caller's for the hashes (tests), which must then
+	 * outlive the service; NULL: the service makes and frees its own. */
+	struct worker_pool *hash_workers;
 	int64_t cache_ttl_ms; /* 0: AUTH_CACHE_TTL_MS */
 	/* Where the login history of existing users is noted (auth/rate.h,
 	 * auth_rate_login_note); NULL: none. Used on the loop thread only. */
@@ -178,6 +188,10 @@ void auth_service_stats_get(const struct auth_service *svc, struct auth_service_
 /* Client addresses the throttle holds back now (auth_throttle_throttled_clients):
  * a scan of its address table, for /metrics and status. */
 size_t auth_service_throttled_clients(struct auth_service *svc);
+
+/* Empties the credential cache (a reload: SIGHUP): every next login is
+ * hashed once again. Returns the number of entries dropped. */
+size_t auth_service_cache_clear(struct auth_service *svc);
 
 /* Called for each account without a usable CRAM-MD5 secret. Non-zero stops. */
 typedef int auth_account_fn(void *ctx, const char *address);

@@ -125,6 +125,7 @@ static const struct config_key config_keys[] = {
 	TOP_RANGE(bounce_return_max, CONFIG_TYPE_SIZE, "100K", 0, 1ULL << 30),
 	TOP(relayhost,          CONFIG_TYPE_ROUTE,     ""),
 	TOP(metrics_allow,      CONFIG_TYPE_CIDRS,     "127.0.0.0/8, ::1"),
+	TOP_RANGE(auth_threads, CONFIG_TYPE_COUNT,     "0", 0, 64),
 };
 // clang-format on
 

@@ -118,6 +118,7 @@ struct config {
 	uint64_t shutdown_timeout_ms;
 	uint64_t worker_threads;
 	uint64_t commit_threads;      /* threads that wait for the group sync */
+	uint64_t auth_threads;	      /* password-hashing threads; 0: one per online CPU */
 	uint64_t max_message_size;    /* bytes */
 	uint64_t max_recipients;      /* per message */
 	uint64_t max_line_length;     /* octets of a DATA text line, CRLF included */

@@ -173,7 +173,7 @@ static void status_done(void *arg)
 		 "pop3s=%zu http=%zu queue_active=%zu queue_deferred=%zu queue_hold=%zu "
 		 "queue_in_delivery=%zu held_users=%zu auth_ok=%llu auth_failed=%llu "
 		 "auth_failed_last_minute=%llu auth_throttled=%llu auth_throttled_clients=%zu "
-		 "stopping=%s",
+		 "auth_cache_hits=%llu auth_hash_runs=%llu stopping=%s",
 		 (unsigned long long) ((daemon_clock_ms() - daemon->started_ms) / 1000),
 		 daemon->session_count + daemon->session_counts[CONFIG_LISTENER_HTTP],
 		 daemon->session_counts[CONFIG_LISTENER_MX],
@@ -187,6 +187,7 @@ static void status_done(void *arg)
 		 job->held_users, (unsigned long long) auth.ok, (unsigned long long) auth.failed,
 		 (unsigned long long) auth.failed_last_minute, (unsigned long long) auth.throttled,
 		 daemon->auth != NULL ? auth_service_throttled_clients(daemon->auth) : 0,
+		 (unsigned long long) auth.cache_hits, (unsigned long long) auth.hash_runs,
 		 daemon->is_stopping ? "yes" : "no");
 	free(job);
 	log_info("control request=status qid=- uid=%ld result=ok", (long) c->peer_uid);

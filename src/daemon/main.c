@@ -248,13 +248,14 @@ static void start_mail_services(struct daemon *daemon)
 	daemon->rates = auth_rates_new();
 	if (daemon->rates == NULL)
 		daemon_fatal(DAEMON_EXIT_FAILURE, "cannot start the sending limits: out of memory");
-	daemon->auth =
-		auth_service_new(&(struct auth_service_params){ .base = daemon->base,
-								.workers = daemon->workers,
-								.store = daemon->store,
-								.store_lock = &daemon->store_lock,
-								.rates = daemon->rates },
-				 &err);
+	daemon->auth = auth_service_new(
+		&(struct auth_service_params){ .base = daemon->base,
+					       .workers = daemon->workers,
+					       .store = daemon->store,
+					       .store_lock = &daemon->store_lock,
+					       .rates = daemon->rates,
+					       .hash_threads = (unsigned) config->auth_threads },
+		&err);
 	if (daemon->auth == NULL)
 		daemon_fatal(DAEMON_EXIT_FAILURE, "cannot start the auth service: %s", err.message);
 	randombytes_buf(daemon->sasl_mock_key, sizeof(daemon->sasl_mock_key));

@@ -137,6 +137,8 @@ static void warn_restart_needed(const struct config *old, const struct config *f
 		log_warning("worker_threads changed; restart postgated to apply");
 	if (old->commit_threads != fresh->commit_threads)
 		log_warning("commit_threads changed; restart postgated to apply");
+	if (old->auth_threads != fresh->auth_threads)
+		log_warning("auth_threads changed; restart postgated to apply");
 	for (int kind = 0; kind < CONFIG_LISTENER_KIND_COUNT; kind++)
 		if (!listener_equal(&old->listeners[kind], &fresh->listeners[kind]))
 			log_warning("listener %s changed; restart postgated to apply",
@@ -206,6 +208,11 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
 		}
 	}
 	warn_restart_needed(live, fresh);
+	/* An administrator who reloads expects nothing remembered from before:
+	 * the next login of each user is verified against the store again. */
+	if (daemon->auth != NULL)
+		log_info("reload auth cache cleared entries=%zu",
+			 auth_service_cache_clear(daemon->auth));
 	/* Certificates: renewed ones are read again (by the unprivileged user:
 	 * docs/tls.md), for the listeners in effect (a changed listener waits
 	 * for a restart). Live sessions keep the context they started with. */

@@ -44,6 +44,7 @@ enum tls_profile {
  * session ticket (RFC 5077, RFC 8446 4.6.1). */
 #define TLS_SESSION_CACHE_SIZE	    20480
 #define TLS_SESSION_TIMEOUT_SECONDS 3600
+#define TLS_TICKETS_PER_HANDSHAKE   1 /* TLS 1.3 NewSessionTicket messages (RFC 8446 4.6.1) */
 
 /* Room for tls_handshake_describe(): the fixed words, the longest version
  * and cipher names, and an escaped server name of up to 255 octets. */

@@ -124,6 +124,38 @@ static void test_lookup_insert_expire(void **state)
 	auth_cache_free(c);
 }
 
+/* A reload empties the cache and changes the key: nothing made before matches. */
+static void test_clear(void **state)
+{
+	struct auth_cache *c = cache_make(16, 1000000);
+	unsigned char key[3][AUTH_CACHE_KEY_LEN], again[AUTH_CACHE_KEY_LEN];
+	struct auth_cache_stamp stamp, got;
+	const char *users[3] = { "alice@example.test", "bob@example.test", "carol@example.test" };
+
+	(void) state;
+	auth_cache_stamp_make("{ARGON2ID}x", "", 7, &stamp);
+	for (int i = 0; i < 3; i++) {
+		key_of(c, users[i], "secret", key[i]);
+		auth_cache_insert(c, key[i], &stamp, T0);
+	}
+	assert_int_equal(auth_cache_clear(c), 3);
+	assert_int_equal(auth_cache_count(c), 0);
+	for (int i = 0; i < 3; i++)
+		assert_false(auth_cache_lookup(c, key[i], T0 + 1, &got));
+	key_of(c, users[0], "secret", again);
+	assert_memory_not_equal(again, key[0], AUTH_CACHE_KEY_LEN);
+	/* Still a working cache, of the same capacity. */
+	for (int i = 0; i < 16; i++) {
+		again[0] = (unsigned char) i;
+		auth_cache_insert(c, again, &stamp, T0);
+	}
+	assert_int_equal(auth_cache_count(c), 16);
+	assert_int_equal(auth_cache_evictions(c), 0);
+	assert_int_equal(auth_cache_clear(c), 16);
+	assert_int_equal(auth_cache_clear(c), 0);
+	auth_cache_free(c);
+}
+
 static void test_lru_eviction(void **state)
 {
 	struct auth_cache *c = cache_make(4, 1000000);
@@ -200,6 +232,7 @@ int main(void)
 		cmocka_unit_test(test_keys),
 		cmocka_unit_test(test_stamps),
 		cmocka_unit_test(test_lookup_insert_expire),
+		cmocka_unit_test(test_clear),
 		cmocka_unit_test(test_lru_eviction),
 		cmocka_unit_test(test_many_entries_stay_bounded),
 		cmocka_unit_test(test_bad_parameters),

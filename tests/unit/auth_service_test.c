@@ -32,6 +32,7 @@
 #include "auth/secret.h"
 #include "auth/service.h"
 #include "auth/throttle.h"
+#include "auth/vault.h"
 #include "core/log.h"
 #include "core/span.h"
 #include "core/worker.h"
@@ -135,9 +136,18 @@ static int world_teardown(void **state)
 
 /* ---- a service per test ---- */
 
+/* Holds a pool's thread until the test opens it. */
+struct gate {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool is_holding, is_open;
+};
+
 struct fixture {
 	struct event_base *base;
 	struct worker_pool *pool;
+	struct worker_pool *hash_pool; /* the service's hash threads, when the test gives them */
+	struct gate hash_gate;
 	struct auth_service *svc;
 	struct event *tick;
 	int64_t fake_now_ms;
@@ -164,7 +174,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	(void) arg;
 }
 
-static int fixture_setup(void **state)
+static int fixture_setup_with(void **state, bool is_hash_pool_given)
 {
 	static struct fixture f;
 	struct auth_service_params p;
@@ -186,6 +196,14 @@ static int fixture_setup(void **state)
 	p.store_lock = &world.store_lock;
 	p.clock = fake_clock;
 	p.clock_ctx = &f;
+	pthread_mutex_init(&f.hash_gate.lock, NULL);
+	pthread_cond_init(&f.hash_gate.cond, NULL);
+	if (is_hash_pool_given) {
+		f.hash_pool = worker_pool_new(f.base, 1, &err);
+		if (f.hash_pool == NULL)
+			return -1;
+		p.hash_workers = f.hash_pool;
+	}
 	f.svc = auth_service_new(&p, &err);
 	if (f.svc == NULL) {
 		fprintf(stderr, "auth_service_new: %s\n", err.message);
@@ -195,11 +213,34 @@ static int fixture_setup(void **state)
 	return 0;
 }
 
+static int fixture_setup(void **state)
+{
+	return fixture_setup_with(state, false);
+}
+
+/* The hash threads are the test's: one thread, which a gate can hold. */
+static int fixture_setup_hash_pool(void **state)
+{
+	return fixture_setup_with(state, true);
+}
+
+static void gate_open(struct gate *g)
+{
+	pthread_mutex_lock(&g->lock);
+	g->is_open = true;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+}
+
 static int fixture_teardown(void **state)
 {
 	struct fixture *f = *state;
 
+	gate_open(&f->hash_gate); /* a failed test must not leave a thread held */
 	auth_service_free(f->svc);
+	worker_pool_free(f->hash_pool);
+	pthread_cond_destroy(&f->hash_gate.cond);
+	pthread_mutex_destroy(&f->hash_gate.lock);
 	worker_pool_free(f->pool);
 	event_free(f->tick);
 	event_base_free(f->base);
@@ -495,6 +536,210 @@ static void test_reconnect_costs_no_hash(void **state)
 	assert_int_equal(o.result, AUTH_OK);
 	assert_int_equal(stats(f).hash_runs, 3);
 	assert_int_equal(stats(f).cache_hits, 5);
+}
+
+static void gate_job(void *arg)
+{
+	struct gate *g = arg;
+
+	pthread_mutex_lock(&g->lock);
+	g->is_holding = true;
+	while (!g->is_open)
+		pthread_cond_wait(&g->cond, &g->lock);
+	pthread_mutex_unlock(&g->lock);
+}
+
+static bool is_gate_holding(struct fixture *f, void *arg)
+{
+	bool is_holding;
+
+	(void) arg;
+	pthread_mutex_lock(&f->hash_gate.lock);
+	is_holding = f->hash_gate.is_holding;
+	pthread_mutex_unlock(&f->hash_gate.lock);
+	return is_holding;
+}
+
+static bool are_two_hashes_queued(struct fixture *f, void *arg)
+{
+	(void) arg;
+	return worker_pool_pending(f->hash_pool) == 2;
+}
+
+static bool are_both_answered(struct fixture *f, void *arg)
+{
+	struct outcome *o = arg;
+
+	(void) f;
+	return o[0].calls > 0 && o[1].calls > 0;
+}
+
+/*
+ * Hashes run on the hash threads only: with those held, uncached checks
+ * (a known user, an unknown one) wait, while a cached re-login is answered
+ * from the shared workers without a hash. Opening the gate lets the two
+ * hashes run.
+ */
+static void test_hashes_on_their_own_threads(void **state)
+{
+	struct fixture *f = *state;
+	struct auth_request frank = request("198.51.100.70", "PLAIN", "frank@example.test");
+	struct auth_request nobody = request("198.51.100.71", "PLAIN", "nobody@example.test");
+	struct outcome o, waiting[2];
+
+	o = login(f, "198.51.100.72", "alice@example.test", PW_ALICE);
+	assert_int_equal(o.result, AUTH_OK);
+	assert_int_equal(stats(f).hash_runs, 1);
+
+	assert_int_equal(worker_pool_submit(f->hash_pool, gate_job, NULL, &f->hash_gate), 0);
+	assert_true(run_until(f, is_gate_holding, NULL, WAIT_MS));
+	memset(waiting, 0, sizeof(waiting));
+	assert_true(auth_check_password(f->svc, &frank, PW_ALICE, strlen(PW_ALICE), on_done,
+					&waiting[0]) != 0);
+	assert_true(auth_check_password(f->svc, &nobody, PW_ALICE, strlen(PW_ALICE), on_done,
+					&waiting[1]) != 0);
+	/* Both looked up on the shared workers, both hashes queued behind the gate. */
+	assert_true(run_until(f, are_two_hashes_queued, NULL, WAIT_MS));
+	o = login(f, "198.51.100.72", "alice@example.test", PW_ALICE);
+	assert_int_equal(o.result, AUTH_OK);
+	assert_int_equal(stats(f).cache_hits, 1);
+	assert_int_equal(stats(f).hash_runs, 1);
+	assert_int_equal(waiting[0].calls, 0);
+	assert_int_equal(waiting[1].calls, 0);
+	assert_int_equal(stats(f).in_flight, 2);
+
+	gate_open(&f->hash_gate);
+	assert_true(run_until(f, are_both_answered, waiting, WAIT_MS));
+	assert_int_equal(waiting[0].result, AUTH_OK);
+	assert_string_equal(waiting[0].user, "frank@example.test");
+	assert_int_equal(waiting[1].result, AUTH_FAILED);
+	assert_int_equal(stats(f).hash_runs, 3);
+}
+
+static bool is_one_hash_queued(struct fixture *f, void *arg)
+{
+	(void) arg;
+	return worker_pool_pending(f->hash_pool) == 1;
+}
+
+static bool are_three_answered(struct fixture *f, void *arg)
+{
+	struct outcome *o = arg;
+
+	(void) f;
+	return o[0].calls > 0 && o[1].calls > 0 && o[2].calls > 0;
+}
+
+/*
+ * Three connections log in with the same password at once (Outlook opening
+ * several): one hash, the other two wait for it and are answered from the
+ * cache. A wrong password at the same moment is not held up by them and is
+ * hashed on its own. With the hash thread held, only two hashes are queued:
+ * the right password's leader and the wrong one.
+ */
+static void test_concurrent_same_password_one_hash(void **state)
+{
+	struct fixture *f = *state;
+	struct auth_request req = request("198.51.100.90", "PLAIN", "frank@example.test");
+	struct outcome o[3], wrong;
+
+	memset(o, 0, sizeof(o));
+	memset(&wrong, 0, sizeof(wrong));
+	assert_int_equal(worker_pool_submit(f->hash_pool, gate_job, NULL, &f->hash_gate), 0);
+	assert_true(run_until(f, is_gate_holding, NULL, WAIT_MS));
+	assert_true(auth_check_password(f->svc, &req, PW_ALICE, strlen(PW_ALICE), on_done, &o[0]) !=
+		    0);
+	assert_true(run_until(f, is_one_hash_queued, NULL, WAIT_MS));
+	for (int i = 1; i < 3; i++)
+		assert_true(auth_check_password(f->svc, &req, PW_ALICE, strlen(PW_ALICE), on_done,
+						&o[i]) != 0);
+	assert_true(auth_check_password(f->svc, &req, PW_OTHER, strlen(PW_OTHER), on_done,
+					&wrong) != 0);
+	assert_true(run_until(f, are_two_hashes_queued, NULL, WAIT_MS));
+	gate_open(&f->hash_gate);
+	assert_true(run_until(f, are_three_answered, o, WAIT_MS));
+	assert_true(run_until(f, is_answered, &wrong, WAIT_MS));
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(o[i].result, AUTH_OK);
+		assert_string_equal(o[i].user, "frank@example.test");
+	}
+	assert_int_equal(wrong.result, AUTH_FAILED);
+	assert_int_equal(stats(f).hash_runs, 2);
+	assert_int_equal(stats(f).cache_hits, 2);
+	assert_int_equal(worker_pool_pending(f->hash_pool), 0);
+}
+
+/* A waiting check whose session goes away is dropped at once; the others
+ * are answered. */
+static void test_cancel_while_waiting(void **state)
+{
+	struct fixture *f = *state;
+	struct auth_request req = request("198.51.100.91", "PLAIN", "frank@example.test");
+	struct outcome o[3];
+	uint64_t ticket;
+
+	memset(o, 0, sizeof(o));
+	assert_int_equal(worker_pool_submit(f->hash_pool, gate_job, NULL, &f->hash_gate), 0);
+	assert_true(run_until(f, is_gate_holding, NULL, WAIT_MS));
+	assert_true(auth_check_password(f->svc, &req, PW_ALICE, strlen(PW_ALICE), on_done, &o[0]) !=
+		    0);
+	assert_true(run_until(f, is_one_hash_queued, NULL, WAIT_MS));
+	ticket = auth_check_password(f->svc, &req, PW_ALICE, strlen(PW_ALICE), on_done, &o[1]);
+	assert_true(auth_check_password(f->svc, &req, PW_ALICE, strlen(PW_ALICE), on_done, &o[2]) !=
+		    0);
+	auth_cancel(f->svc, ticket);
+	assert_int_equal(stats(f).in_flight, 2);
+	gate_open(&f->hash_gate);
+	assert_true(run_until(f, is_answered, &o[2], WAIT_MS));
+	assert_true(run_until(f, is_answered, &o[0], WAIT_MS));
+	assert_int_equal(o[1].calls, 0);
+	assert_int_equal(o[0].result, AUTH_OK);
+	assert_int_equal(o[2].result, AUTH_OK);
+	assert_int_equal(stats(f).hash_runs, 1);
+	assert_int_equal(stats(f).in_flight, 0);
+}
+
+struct many {
+	struct outcome o[AUTH_VAULT_SLOTS + 6];
+};
+
+static bool are_all_answered(struct fixture *f, void *arg)
+{
+	struct many *m = arg;
+
+	(void) f;
+	for (size_t i = 0; i < ARRAY_LEN(m->o); i++)
+		if (m->o[i].calls == 0)
+			return false;
+	return true;
+}
+
+/* More checks in flight than the password vault has slots: the rest get
+ * sodium_malloc, and every one is answered. */
+static void test_more_checks_in_flight_than_vault_slots(void **state)
+{
+	struct fixture *f = *state;
+	struct auth_request req = request("198.51.100.80", "PLAIN", "alice@example.test");
+	static struct many m;
+	struct outcome o;
+
+	o = login(f, "198.51.100.80", "alice@example.test", PW_ALICE);
+	assert_int_equal(o.result, AUTH_OK);
+	memset(&m, 0, sizeof(m));
+	for (size_t i = 0; i < ARRAY_LEN(m.o); i++)
+		assert_true(auth_check_password(f->svc, &req, PW_ALICE, strlen(PW_ALICE), on_done,
+						&m.o[i]) != 0);
+	assert_int_equal(stats(f).in_flight, ARRAY_LEN(m.o));
+	assert_true(run_until(f, are_all_answered, &m, WAIT_MS));
+	for (size_t i = 0; i < ARRAY_LEN(m.o); i++) {
+		assert_int_equal(m.o[i].calls, 1);
+		assert_int_equal(m.o[i].result, AUTH_OK);
+	}
+	assert_int_equal(stats(f).cache_hits, ARRAY_LEN(m.o));
+	assert_int_equal(stats(f).hash_runs, 1);
+	/* And again, with every slot back. */
+	o = login(f, "198.51.100.80", "alice@example.test", PW_ALICE);
+	assert_int_equal(o.result, AUTH_OK);
 }
 
 static void test_passwd_elsewhere_invalidates(void **state)
@@ -1048,6 +1293,14 @@ int main(void)
 						fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_reconnect_costs_no_hash, fixture_setup,
 						fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_hashes_on_their_own_threads,
+						fixture_setup_hash_pool, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_same_password_one_hash,
+						fixture_setup_hash_pool, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_cancel_while_waiting, fixture_setup_hash_pool,
+						fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_more_checks_in_flight_than_vault_slots,
+						fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_passwd_elsewhere_invalidates, fixture_setup,
 						fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_disable_elsewhere_invalidates, fixture_setup,

@@ -161,6 +161,17 @@ struct client_config {
 	uint64_t options;    /* e.g. SSL_OP_NO_TICKET */
 };
 
+/* Sessions the test clients were handed: one per TLS 1.3 ticket. */
+static int sessions_received;
+
+static int on_new_session(SSL *ssl, SSL_SESSION *session)
+{
+	(void) ssl;
+	(void) session;
+	sessions_received++;
+	return 0; /* not kept: OpenSSL frees it when done */
+}
+
 static SSL_CTX *client_ctx_new(const struct client_config *config)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
@@ -175,6 +186,7 @@ static SSL_CTX *client_ctx_new(const struct client_config *config)
 		assert_int_equal(SSL_CTX_set_cipher_list(ctx, config->ciphers), 1);
 	SSL_CTX_set_options(ctx, config->options);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT);
+	SSL_CTX_sess_set_new_cb(ctx, on_new_session);
 	return ctx;
 }
 
@@ -185,6 +197,7 @@ struct handshake {
 	bool is_resumed;
 	bool has_session_id; /* the server sent a non-empty session ID */
 	bool has_ticket;     /* ... or a ticket */
+	int sessions;	     /* sessions (TLS 1.3: tickets) the client was handed */
 	char describe[TLS_DESCRIBE_CAP];
 	char sni[256];	      /* tls_sni() on the server, "" for NULL */
 	SSL_SESSION *session; /* the client's, for a later resumption */
@@ -227,6 +240,7 @@ static void run_handshake_on(SSL *server, SSL_CTX *client_ctx, const char *sni, 
 	SSL_SESSION *session;
 
 	memset(out, 0, sizeof(*out));
+	sessions_received = 0;
 	assert_non_null(client);
 	assert_int_equal(BIO_new_bio_pair(&client_bio, 0, &server_bio, 0), 1);
 	SSL_set_bio(client, client_bio, client_bio);
@@ -246,6 +260,7 @@ static void run_handshake_on(SSL *server, SSL_CTX *client_ctx, const char *sni, 
 		/* TLS 1.3 tickets come after the handshake: let the client read
 		 * them (nothing else is pending, so this wants more input). */
 		assert_true(SSL_read(client, &byte, 1) <= 0);
+		out->sessions = sessions_received;
 		out->version = SSL_version(server);
 		snprintf(out->cipher, sizeof(out->cipher), "%s", SSL_get_cipher_name(server));
 		out->is_resumed = SSL_session_reused(server) == 1;
@@ -434,6 +449,12 @@ static void test_resumption(void **state)
 		print_message("      %s\n", second.describe);
 		assert_true(second.is_resumed);
 		assert_int_equal(second.version, first.version);
+		/* One session per handshake: TLS 1.3 sends TLS_TICKETS_PER_HANDSHAKE
+		 * tickets (OpenSSL's default is two), resumed or not. */
+		if (first.version == TLS1_3_VERSION) {
+			assert_int_equal(first.sessions, TLS_TICKETS_PER_HANDSHAKE);
+			assert_int_equal(second.sessions, TLS_TICKETS_PER_HANDSHAKE);
+		}
 		assert_non_null(strstr(second.describe, "resumed=yes"));
 		/* The name survives resumption (TLS 1.2 keeps it in the session). */
 		assert_string_equal(second.sni, "smtp.example.test");
