@@ -208,6 +208,23 @@ def maildir_path(inst, address):
     return inst.dir / "mail" / domain.lower() / local.lower()
 
 
+def spool_texts(inst, suffix=None):
+    """{file name: text} of the spool's queue/ and deferred/ (only names
+    ending in suffix, if given), one entry per name: the queue may move a
+    message from queue/ to deferred/ between the two listings, or between a
+    listing and the read, and it must be seen once."""
+    spool = inst.dir / "state" / "spool"
+    found = {}
+    for d in ("queue", "deferred"):
+        for p in (spool / d).iterdir():
+            if suffix is None or p.suffix == suffix:
+                try:
+                    found[p.name] = p.read_text(errors="replace")
+                except FileNotFoundError:
+                    pass  # moved on meanwhile: the next listing finds it
+    return found
+
+
 def mailbox(inst, address):
     """The message files of address's Maildir (new/ and cur/), oldest name first."""
     root = maildir_path(inst, address)

@@ -40,7 +40,8 @@ from typing import Callable
 import pytest
 
 from conftest import (DEMO_PASSWORD, MAIL_USERS, assert_serves, free_port, mailbox,
-                      parse_delivered, set_global_key, wait_delivered, wait_for)
+                      parse_delivered, set_global_key, spool_texts, wait_delivered,
+                      wait_for)
 from test_smtp_auth import Client, b64, set_listener_key, tls_context
 
 ALICE, BOB = "alice@example.test", "bob@example.test"
@@ -539,9 +540,7 @@ def run_client(inst, model, setup, password, token):
 
 def queued_envelopes(inst):
     """Envelopes waiting in the spool (queue/ or, once tried, deferred/)."""
-    spool = inst.dir / "state" / "spool"
-    return [p.read_text() for d in ("queue", "deferred") for p in (spool / d).iterdir()
-            if p.suffix == ".env"]
+    return list(spool_texts(inst, ".env").values())
 
 
 def assert_relay_refused(session, setup):

@@ -11,7 +11,7 @@ import stat
 import subprocess
 
 from conftest import (HOSTNAME, POSTGATE, assert_clean_stop, free_port, is_root, mailbox,
-                      set_global_key, wait_delivered, wait_for)
+                      set_global_key, spool_texts, wait_delivered, wait_for)
 
 ALICE, BOB, CAROL = "alice@example.test", "bob@example.test", "carol@example.test"
 REMOTE = "friend@remote.example"
@@ -66,10 +66,8 @@ def test_php_style_t_and_i_with_a_lone_dot_and_added_headers(mail_server):
 
 
 def spooled(inst):
-    """The envelope of the one message waiting for the relayhost (down)."""
-    spool = inst.dir / "state" / "spool"
-    return wait_for(lambda: [p for d in ("queue", "deferred") for p in (spool / d).glob("*.env")],
-                    what="the spooled envelope")
+    """The envelope texts of the messages waiting for the relayhost (down)."""
+    return list(wait_for(lambda: spool_texts(inst, ".env"), what="the spooled envelope").values())
 
 
 def start_with_relayhost_down(inst):
@@ -100,7 +98,7 @@ def test_f_and_F_recipients_as_arguments_and_a_lone_dot_ending_input(mail_server
     # in the spool for outbound delivery.
     sendmail(inst, "-f", "cron", "root", input=b"Subject: cron\n\nx\n")
     [env] = spooled(inst)
-    lines = env.read_text().splitlines()
+    lines = env.splitlines()
     assert f"reverse-path cron@{HOSTNAME}" in lines and f"rcpt root@{HOSTNAME}" in lines
 
 
@@ -160,7 +158,7 @@ def test_the_local_user_is_recorded_in_the_envelope_and_may_relay(mail_server):
     sendmail(inst, "-N", "failure", "-R", "hdrs", "-V", "id+1", REMOTE,
              input=b"Subject: out\n\nto the world\n")
     [env] = spooled(inst)
-    lines = env.read_text().splitlines()
+    lines = env.splitlines()
     assert f"auth-user local:{local_user()}" in lines
     assert "client-address local" in lines and "ret hdrs" in lines
     assert "envid id+2B1" in lines and "notify failure" in lines

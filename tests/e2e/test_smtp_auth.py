@@ -14,8 +14,7 @@ import ssl
 import pytest
 
 from conftest import (DEMO_PASSWORD, HOSTNAME, assert_clean_stop, free_port, parse_delivered,
-                      set_global_key,
-                      wait_delivered, wait_for)
+                      set_global_key, spool_texts, wait_delivered, wait_for)
 
 ALICE, BOB = "alice@example.test", "bob@example.test"
 REMOTE = "friend@remote.example"
@@ -203,12 +202,10 @@ def test_authenticated_user_relays_and_is_bound_to_its_addresses(mail_server):
     assert {m["with"] for m in msgs} == {"ESMTPSA"}
     assert {m["return_path"] for m in msgs} == {ALICE, "sales@example.test"}
     # The remote recipient waits in the spool for the relayhost.
-    spool = inst.dir / "state" / "spool"
-    files = lambda: [p for d in ("queue", "deferred") for p in (spool / d).iterdir()]
-    envs = wait_for(lambda: [p for p in files() if p.suffix == ".env"],
+    envs = wait_for(lambda: spool_texts(inst, ".env"),
                     what="a queued message for the remote recipient")
-    assert any(REMOTE in p.read_text() for p in envs)
-    assert "forged" not in "".join(p.read_text(errors="replace") for p in files())
+    assert any(REMOTE in text for text in envs.values())
+    assert "forged" not in "".join(spool_texts(inst).values())
     assert_clean_stop(inst)
 
 

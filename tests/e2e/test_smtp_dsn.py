@@ -7,7 +7,8 @@ after the 250."""
 import smtplib
 
 from conftest import (DEMO_PASSWORD, SmtpRaw, assert_serves, free_port, parse_delivered,
-                      queued_id, smtp_session, start_mail, wait_delivered, wait_for)
+                      queued_id, smtp_session, spool_texts, start_mail, wait_delivered,
+                      wait_for)
 from test_smtp_auth import tls_context
 
 ALICE, BOB = "alice@example.test", "bob@example.test"
@@ -20,9 +21,10 @@ def spooled_envelope(inst, qid):
 
     def find():
         for place in ("queue", "deferred", "hold"):
-            path = spool / place / f"{qid}.env"
-            if path.exists():
-                return path.read_text().splitlines()
+            try:
+                return (spool / place / f"{qid}.env").read_text().splitlines()
+            except FileNotFoundError:
+                pass  # elsewhere, or being moved: looked for again
         return None
     return wait_for(find, what=f"{qid}.env in the spool")
 
@@ -67,9 +69,9 @@ def test_no_dsn_parameters_leave_the_envelope_without_them(mail_server):
                           context=tls_context()) as client:
         client.login(ALICE, DEMO_PASSWORD)
         client.sendmail(ALICE, [REMOTE], b"Subject: plain\r\n\r\nno DSN\r\n")
-    queue = inst.dir / "state" / "spool" / "queue"
-    [env] = wait_for(lambda: list(queue.glob("*.env")), what="the spooled envelope")
-    lines = env.read_text().splitlines()
+    [env] = wait_for(lambda: list(spool_texts(inst, ".env").values()),
+                     what="the spooled envelope")
+    lines = env.splitlines()
     assert "ret none" in lines
     assert not [l for l in lines if l.split(" ")[0] in ("envid", "orcpt", "notify")]
 
