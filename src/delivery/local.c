@@ -126,10 +126,18 @@ int delivery_local_direct(const char *maildir_root, struct queue_message *messag
 	for (size_t i = 0; i < count; i++) {
 		if (i == 0 && !is_apart[0]) {
 			if (queue_message_place(message, slots[0].maildir_fd, slots[0].new_path,
-						err) < 0)
+						err) == 0) {
+				message = NULL;
+				slots[0].is_placed = true;
+				continue;
+			}
+			/* One file system seen through two mounts (a bind mount):
+			 * no rename between them. A copy, synced on its own. */
+			if (err->kind != ERROR_UNAVAILABLE ||
+			    mailbox_maildir_slot_write(&slots[0], "", 0, fd, 0, size, true, err) <
+				    0 ||
+			    mailbox_maildir_slot_place(&slots[0], true, err) < 0)
 				goto out;
-			message = NULL;
-			slots[0].is_placed = true;
 		} else if (mailbox_maildir_slot_place(&slots[i], is_apart[i], err) < 0) {
 			goto out;
 		}

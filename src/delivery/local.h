@@ -55,7 +55,9 @@ int delivery_local_prefix(const char *reverse_path, const char *address, char *o
  *      second copy), each copy into its new/;
  *   4. queue_spool_sync: the names are durable.
  * Only after 0 may the 250 be sent. A Maildir on another file system than
- * the spool gets a copy that is fsynced on its own. On failure (-1;
+ * the spool gets a copy that is fsynced on its own; so does the first one
+ * when the rename fails with EXDEV (the same file system through another
+ * mount). On failure (-1;
  * ERROR_TEMPORARY for a full disk) every file made is removed, so the client
  * can send again without a duplicate. The message is consumed either way.
  * names_out[i] receives the new/ file name of addresses[i]; the hints are

@@ -5,9 +5,12 @@ queue (a remote recipient, NOTIFY=SUCCESS) still takes it; and concurrent
 deliveries share file system syncs, as /metrics counts them."""
 import re
 import smtplib
+import subprocess
 import threading
 
-from conftest import (free_port, mailbox, parse_delivered, queued_id, send_data,
+import pytest
+
+from conftest import (free_port, is_root, mailbox, parse_delivered, queued_id, send_data,
                       set_global_key, smtp_session, start_mail, wait_delivered,
                       wait_for)
 from test_metrics import scrape, value
@@ -159,3 +162,32 @@ def test_a_transaction_abandoned_after_rcpt_leaves_no_spool_file(mail_server):
     with smtp_session(inst) as s:
         queued_id(send_data(s, SENDER, [ALICE], b"Subject: after\r\n\r\nx\r\n"))
     assert len(mailbox(inst, ALICE)) == 1
+
+
+def test_maildirs_behind_a_bind_mount_get_synced_copies(mail_server):
+    """The spool and the Maildirs on one file system but two mounts (a bind
+    mount, as containers make): no rename between them (EXDEV), so the first
+    mailbox gets a copy fsynced on its own; nothing is refused."""
+    if not is_root():
+        pytest.skip("bind mounts need root")
+    inst = mail_server
+    mail = inst.dir / "mail"
+    mail.mkdir(exist_ok=True)
+    proc = subprocess.run(["mount", "--bind", str(mail), str(mail)], capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot bind-mount: {proc.stderr.strip()}")
+    try:
+        start_mail(inst)
+        body = b"Subject: across mounts\r\n\r\nstill delivered\r\n"
+        with smtp_session(inst) as s:
+            qid = queued_id(send_data(s, SENDER, [ALICE, BOB], body))
+        for rcpt in (ALICE, BOB):
+            [path] = mailbox(inst, rcpt)
+            d = parse_delivered(path.read_bytes())
+            assert (d["qid"], d["body"], d["delivered_to"]) == (qid, body, rcpt)
+        assert spool_names(inst, "tmp") == []
+        assert re.search(rf"smtp delivered qid={qid} ", inst.log())
+        inst.stop()
+    finally:
+        subprocess.run(["umount", str(mail)], check=True)
