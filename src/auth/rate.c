@@ -198,6 +198,14 @@ static void sum(const struct rate_bucket *buckets, size_t n, int64_t width, int6
 	}
 }
 
+/* The last hour's and the last day's buckets of u summed. */
+static void sums_of(const struct rate_user *u, int64_t now_s, struct rate_bucket *hour,
+		    struct rate_bucket *day)
+{
+	sum(u->minutes, RATE_MINUTES, 60, now_s, hour);
+	sum(u->hours, RATE_HOURS, 3600, now_s, day);
+}
+
 static bool over(uint64_t used, unsigned adding, uint64_t limit)
 {
 	return limit != 0 && adding > 0 && used + adding > limit;
@@ -215,8 +223,7 @@ enum auth_rate_verdict auth_rate_take(struct auth_rates *rates, const char *user
 	*should_hold = false;
 	if (u == NULL)
 		return AUTH_RATE_OK;
-	sum(u->minutes, RATE_MINUTES, 60, now_s, &hour);
-	sum(u->hours, RATE_HOURS, 3600, now_s, &day);
+	sums_of(u, now_s, &hour, &day);
 	if (over(hour.messages, messages, limits->messages_per_hour)) {
 		verdict = AUTH_RATE_MESSAGES_HOUR;
 		threshold = limits->messages_per_hour;
@@ -312,6 +319,18 @@ bool auth_rate_login(struct auth_rates *rates, const char *user, const char *cli
 	return false;
 }
 
+static struct auth_rate_usage usage_of(const struct rate_bucket *hour,
+				       const struct rate_bucket *day)
+{
+	return (struct auth_rate_usage){
+		.messages_hour = hour->messages,
+		.messages_day = day->messages,
+		.recipients_hour = hour->recipients,
+		.recipients_day = day->recipients,
+		.refused_hour = hour->refused_messages + hour->refused_recipients,
+	};
+}
+
 void auth_rate_usage_get(const struct auth_rates *rates, const char *user, int64_t now_s,
 			 struct auth_rate_usage *usage_out)
 {
@@ -324,15 +343,8 @@ void auth_rate_usage_get(const struct auth_rates *rates, const char *user, int64
 	u = find(rates, key);
 	if (u == NULL)
 		return;
-	sum(u->minutes, RATE_MINUTES, 60, now_s, &hour);
-	sum(u->hours, RATE_HOURS, 3600, now_s, &day);
-	*usage_out = (struct auth_rate_usage){
-		.messages_hour = hour.messages,
-		.messages_day = day.messages,
-		.recipients_hour = hour.recipients,
-		.recipients_day = day.recipients,
-		.refused_hour = hour.refused_messages + hour.refused_recipients,
-	};
+	sums_of(u, now_s, &hour, &day);
+	*usage_out = usage_of(&hour, &day);
 }
 
 void auth_rate_login_note(struct auth_rates *rates, const char *user, const char *client_ip,
@@ -407,9 +419,8 @@ void auth_rate_activity_get(const struct auth_rates *rates, const char *user, in
 	if (u == NULL)
 		return;
 	out->is_tracked = true;
-	auth_rate_usage_get(rates, user, now_s, &out->usage);
-	sum(u->minutes, RATE_MINUTES, 60, now_s, &hour);
-	sum(u->hours, RATE_HOURS, 3600, now_s, &day);
+	sums_of(u, now_s, &hour, &day);
+	out->usage = usage_of(&hour, &day);
 	out->logins_ok_hour = hour.logins_ok;
 	out->logins_ok_day = day.logins_ok;
 	out->logins_failed_hour = hour.logins_failed;
