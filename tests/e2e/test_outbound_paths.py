@@ -442,7 +442,7 @@ def test_helo_fallback_and_extension_refusals(mail_server, dns, port, remotes):
            "Content-Transfer-Encoding: 8bit\r\n\r\nGr\u00fc\u00dfe\r\n").encode()
     send_raw(inst, ALICE, ["e@seven.test"], msg, ["BODY=8BITMIME"])
     dsns = wait_delivered(inst, ALICE, 2, timeout=20)
-    _, groups, _ = parse_dsn(dsn_for(dsns, "e@seven.test"))
+    _, groups, _ = parse_dsn(report_on(dsns, "e@seven.test"))
     assert groups[1]["final-recipient"] == "rfc822; e@seven.test"
     assert groups[1]["status"] == "5.6.3"
     assert seven.mail_lines == []
@@ -450,13 +450,13 @@ def test_helo_fallback_and_extension_refusals(mail_server, dns, port, remotes):
     msg = f"From: {ALICE}\r\nSubject: utf8\r\n\r\nhi\r\n".encode()
     send_raw(inst, ALICE, ["j\u00f6rg@ascii.test"], msg, ["SMTPUTF8"])
     dsns = wait_delivered(inst, ALICE, 3, timeout=20)
-    _, groups, _ = parse_dsn(dsn_for(dsns, "j\u00f6rg@ascii.test"))
+    _, groups, _ = parse_dsn(report_on(dsns, "j\u00f6rg@ascii.test"))
     assert groups[1]["final-recipient"] == "rfc822; j\u00f6rg@ascii.test"
     assert groups[1]["status"] == "5.6.7"
     assert ascii_only.mail_lines == []
 
 
-def dsn_for(dsns, rcpt):
+def report_on(dsns, rcpt):
     """The one DSN among dsns that reports on rcpt. Maildir names do not sort
     by time within one second (their microseconds are not zero-padded), so
     the newest is found by content, not by position."""
