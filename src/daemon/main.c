@@ -545,7 +545,19 @@ int main(int argc, char **argv)
 		write_pid_file(daemon);
 	}
 	daemon->started_ms = daemon_clock_ms();
-	daemon->base = event_base_new();
+	{
+		/* epoll's changelist: a session that stops reading for a
+		 * worker trip and starts again before the loop next waits costs
+		 * no epoll_ctl. We never dup() a watched descriptor, the case
+		 * libevent's documentation warns about. */
+		struct event_config *cfg = event_config_new();
+
+		if (cfg != NULL)
+			event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+		daemon->base = cfg != NULL ? event_base_new_with_config(cfg) : NULL;
+		if (cfg != NULL)
+			event_config_free(cfg);
+	}
 	if (daemon->base == NULL)
 		daemon_fatal(DAEMON_EXIT_FAILURE, "cannot create the event loop");
 	id_generator_init(&daemon->session_ids);

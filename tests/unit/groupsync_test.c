@@ -213,6 +213,69 @@ static void test_alone(void **state)
 	groupsync_free(NULL);
 }
 
+/* Many threads, many waits, syncs as fast as the fake can go: nobody is
+ * left asleep (the lead of the next sync always passes to a waiter of it),
+ * and every wait returns only after a sync that started no earlier than
+ * the call has finished. The test runner's timeout catches a hang. */
+#define STRESS_THREADS 8
+#define STRESS_WAITS   3000
+
+struct stresser {
+	pthread_t thread;
+	struct groupsync *g;
+	struct fake *fake;
+	unsigned violations, failures;
+};
+
+static void *stresser_run(void *arg)
+{
+	struct stresser *st = arg;
+
+	for (unsigned i = 0; i < STRESS_WAITS; i++) {
+		unsigned started_before, finished_after;
+		struct error err;
+
+		pthread_mutex_lock(&st->fake->lock);
+		started_before = st->fake->calls;
+		pthread_mutex_unlock(&st->fake->lock);
+		if (groupsync_wait(st->g, &err) < 0)
+			st->failures++;
+		pthread_mutex_lock(&st->fake->lock);
+		finished_after = st->fake->finished;
+		pthread_mutex_unlock(&st->fake->lock);
+		if (finished_after < started_before + 1)
+			st->violations++;
+	}
+	return NULL;
+}
+
+static void test_many_threads(void **state)
+{
+	struct stresser st[STRESS_THREADS];
+	struct groupsync_stats stats;
+	struct groupsync *g;
+	struct fake f;
+	struct error err;
+
+	(void) state;
+	fake_init(&f);
+	assert_int_equal(groupsync_new(-1, fake_sync, &f, &g, &err), 0);
+	for (size_t i = 0; i < STRESS_THREADS; i++) {
+		st[i] = (struct stresser){ .g = g, .fake = &f };
+		assert_int_equal(pthread_create(&st[i].thread, NULL, stresser_run, &st[i]), 0);
+	}
+	for (size_t i = 0; i < STRESS_THREADS; i++) {
+		pthread_join(st[i].thread, NULL);
+		assert_int_equal(st[i].violations, 0);
+		assert_int_equal(st[i].failures, 0);
+	}
+	groupsync_stats(g, &stats);
+	assert_int_equal(stats.waits, STRESS_THREADS * STRESS_WAITS);
+	assert_int_equal(stats.syncs, f.calls);
+	assert_true(stats.syncs <= stats.waits);
+	groupsync_free(g);
+}
+
 /* The real syncfs(2), on the file system of a temporary directory. */
 static void test_syncfs(void **state)
 {
@@ -237,6 +300,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sharing),
 		cmocka_unit_test(test_alone),
+		cmocka_unit_test(test_many_threads),
 		cmocka_unit_test(test_syncfs),
 	};
 

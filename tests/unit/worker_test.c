@@ -1,6 +1,7 @@
 /* Tests for src/core/worker.c with a real event_base: jobs run off the loop
  * thread, done callbacks on it, in completion order; free finishes what is
- * queued; a done callback may submit again; signals stay with the loop. */
+ * queued; a done callback may submit again; signals stay with the loop;
+ * workers run under SCHED_BATCH (decision 0201). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +11,7 @@
 
 #include <event2/event.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -30,6 +32,7 @@ struct run {
 	atomic_size_t jobs_run;
 	atomic_size_t jobs_on_loop_thread; /* must stay 0 */
 	atomic_size_t jobs_with_signals;   /* jobs that could take SIGTERM: must stay 0 */
+	atomic_size_t jobs_not_batch;	   /* jobs on a thread not SCHED_BATCH: must stay 0 */
 	size_t done_run;
 	size_t done_off_loop_thread; /* must stay 0 */
 	size_t done_order[4096];
@@ -54,6 +57,8 @@ static void job_record(void *arg)
 	pthread_sigmask(SIG_BLOCK, NULL, &mask);
 	if (!sigismember(&mask, SIGTERM))
 		atomic_fetch_add(&it->run->jobs_with_signals, 1);
+	if (sched_getscheduler(0) != SCHED_BATCH)
+		atomic_fetch_add(&it->run->jobs_not_batch, 1);
 	if (it->sleep_us > 0)
 		usleep(it->sleep_us);
 	atomic_fetch_add(&it->run->jobs_run, 1);
@@ -158,6 +163,7 @@ static void test_many_jobs(void **state)
 		assert_int_equal(run->done_run, c->jobs);
 		assert_int_equal(atomic_load(&run->jobs_on_loop_thread), 0);
 		assert_int_equal(atomic_load(&run->jobs_with_signals), 0);
+		assert_int_equal(atomic_load(&run->jobs_not_batch), 0);
 		assert_int_equal(run->done_off_loop_thread, 0);
 		assert_int_equal(worker_pool_pending(run->pool), 0);
 		run_free(run);
