@@ -174,6 +174,21 @@ class Instance:
         except FileNotFoundError:
             return ""
 
+    def wait_probes_ended(self):
+        """start() proves each listener with one connection; they are
+        sessions too. Wait until the daemon has taken every one of them (a
+        connect line, or a refusal under a low limit, per listener since the
+        last start) and each accepted one has ended: equal connect and
+        disconnect counts alone can also mean "not yet accepted"."""
+        def ended():
+            text = self.log()
+            text = text[text.rfind("info started"):]
+            connects = text.count(" connect listener=")
+            refused = text.count(" connect refused listener=")
+            return connects + refused >= len(self.ports) and \
+                text.count(" disconnect listener=") == connects
+        wait_for(ended, what="the readiness probes to be accepted and to end")
+
     def wait_log(self, pattern, timeout=10):
         rx = re.compile(pattern)
         return wait_for(lambda: rx.search(self.log()), timeout=timeout,

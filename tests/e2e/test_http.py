@@ -477,8 +477,7 @@ def test_http_connections_count_as_sessions_per_address(mail_server):
     set_global_key(inst, "max_sessions_per_ip", 2)
     inst.start()
     # The harness's readiness probes are connections too: let them end first.
-    wait_for(lambda: inst.log().count(" disconnect listener=") ==
-             inst.log().count(" connect listener="), what="the probes to end")
+    inst.wait_probes_ended()
     refused_before = refused_per_ip(inst)
     held = []
     for _ in range(2):

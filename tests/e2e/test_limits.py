@@ -55,8 +55,7 @@ def test_sessions_per_address_and_in_all(mail_server):
     set_global_key(inst, "max_sessions", 5)
     inst.start()
     # The harness's readiness probes are sessions too: let them end first.
-    wait_for(lambda: inst.log().count(" disconnect listener=") ==
-             inst.log().count(" connect listener="), what="the probes to end")
+    inst.wait_probes_ended()
     held = [greeted(inst, source="127.0.0.1") for _ in range(3)]
     # The fourth from the same address is told why and closed.
     s, f = connect(inst, source="127.0.0.1")
