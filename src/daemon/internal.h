@@ -31,7 +31,8 @@
 #include "smtp/server.h"
 #include "tls/context.h"
 
-#define DAEMON_LISTEN_BACKLOG  511  /* as nginx and Apache: the kernel caps it at somaxconn */
+#define DAEMON_LISTEN_BACKLOG \
+	4096 /* the kernel caps it at net.core.somaxconn (4096 since Linux 5.4) */
 #define DAEMON_ACCEPT_PAUSE_MS 1000 /* after accept() fails (EMFILE): let sessions end first */
 #define DAEMON_ADDRESS_CAP     (CONFIG_NAME_MAX + 16) /* "[host]:port" */
 #define DAEMON_LISTENER_MAX    (CONFIG_LISTENER_KIND_COUNT * CONFIG_LISTEN_MAX)

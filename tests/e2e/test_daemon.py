@@ -5,6 +5,8 @@ import http.client
 import os
 import pwd
 import re
+import resource
+import select
 import shutil
 import signal
 import smtplib
@@ -655,4 +657,55 @@ def test_soft_open_files_limit_is_raised_to_the_hard_one(instance):
     start(instance, argv_prefix=("prlimit", "--nofile=1024:4096"))
     instance.wait_log(r"warning open files limit=4096, below the 7024 that "
                       r"max_sessions=3000 needs")
+    assert instance.stop() == 0
+
+
+def test_a_burst_of_connections_waits_in_the_kernel_queue(instance):
+    """The listen backlog holds a burst while the loop is busy: with the
+    daemon stopped (SIGSTOP), 1,500 connections still complete their
+    handshake in the kernel's accept queue (a backlog of 511 dropped all
+    but 512 of them, and their clients waited for SYN retransmissions of
+    1, 3, 7 s), and each one is greeted once the daemon runs again."""
+    burst = 1500
+    somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
+    if somaxconn < burst + 1:
+        pytest.skip(f"net.core.somaxconn={somaxconn} caps every backlog below {burst}")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < burst + 200:
+        pytest.skip(f"open files hard limit {hard} is below {burst + 200}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, burst + 200), hard))
+    set_global_key(instance, "max_sessions_per_ip", str(burst + 10))
+    start(instance)
+    port = instance.port("mx")
+    socks = []
+    os.kill(instance.proc.pid, signal.SIGSTOP)
+    try:
+        for _ in range(burst):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", port))
+            socks.append(s)
+        # A handshake the kernel completed makes the socket writable at
+        # once; one whose SYN was dropped stays pending for a second.
+        poller = select.poll()
+        for s in socks:
+            poller.register(s, select.POLLOUT)
+        connected = set()
+        deadline = time.monotonic() + 0.8
+        while len(connected) < burst and time.monotonic() < deadline:
+            for fd, ev in poller.poll(100):
+                if ev & select.POLLOUT:
+                    connected.add(fd)
+                    poller.unregister(fd)
+        assert len(connected) == burst, f"{burst - len(connected)} of {burst} not queued"
+    finally:
+        os.kill(instance.proc.pid, signal.SIGCONT)
+    greeted = 0
+    for s in socks:
+        s.setblocking(True)
+        s.settimeout(20)
+        if s.makefile("rb").readline().startswith(b"220 "):
+            greeted += 1
+        s.close()
+    assert greeted == burst
     assert instance.stop() == 0
